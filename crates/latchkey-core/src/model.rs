@@ -1,0 +1,297 @@
+//! The records latchkey keeps: users, API keys, connections with their sealed tokens, authorization flows and
+//! browser sessions. Secrets appear here only as [`Sealed`] bytes or as hashes.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::settings::OAuthSettings;
+use crate::{Handle, Sealed, Timestamp};
+
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(pub String);
+
+        impl $name {
+            /// A fresh random id (UUID v4).
+            #[must_use]
+            pub fn random() -> Self {
+                Self(uuid::Uuid::new_v4().to_string())
+            }
+
+            /// The id as text.
+            #[must_use]
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+id_type!(
+    /// Identifies a user.
+    UserId
+);
+id_type!(
+    /// Identifies a connection; generated before the row is written, so that sealed values can be bound to it.
+    ConnectionId
+);
+id_type!(
+    /// Identifies an API key.
+    ApiKeyId
+);
+id_type!(
+    /// Identifies an authorization flow.
+    FlowId
+);
+
+/// A SHA-256 digest of a high-entropy secret (API key, link, state, session id). Lookups go by digest, so the
+/// database never holds the secret itself.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Digest(pub [u8; 32]);
+
+impl fmt::Debug for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Digest(..)")
+    }
+}
+
+/// A person who owns connections.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: UserId,
+    pub username: String,
+    /// The argon2id hash in PHC string format.
+    pub password_hash: String,
+    pub is_admin: bool,
+    pub created_at: Timestamp,
+}
+
+/// An API key: its hash, never the key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKey {
+    pub id: ApiKeyId,
+    pub user_id: UserId,
+    pub name: String,
+    /// The first characters of the key, shown to tell keys apart.
+    pub prefix: String,
+    pub key_hash: Digest,
+    /// When set, the key may read only these handles.
+    pub handles: Option<Vec<Handle>>,
+    pub created_at: Timestamp,
+    pub last_used_at: Option<Timestamp>,
+    pub revoked_at: Option<Timestamp>,
+}
+
+impl ApiKey {
+    /// Whether this key may act on `handle`.
+    #[must_use]
+    pub fn allows(&self, handle: &Handle) -> bool {
+        self.handles.as_ref().is_none_or(|allowed| allowed.contains(handle))
+    }
+}
+
+/// Where a connection stands, as CONTRACT.md names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Not authorized yet.
+    Pending,
+    /// Tokens are stored and usable.
+    Connected,
+    /// The provider refused the refresh token (or it expired without one): a person must reconnect.
+    NeedsReauth,
+    /// The last attempt failed for another reason; `last_error` says why.
+    Error,
+}
+
+impl Status {
+    /// The contract's spelling.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Connected => "connected",
+            Self::NeedsReauth => "needs_reauth",
+            Self::Error => "error",
+        }
+    }
+
+    /// Parses the contract's spelling.
+    #[must_use]
+    pub fn parse(value: &str) -> Option<Self> {
+        match value {
+            "pending" => Some(Self::Pending),
+            "connected" => Some(Self::Connected),
+            "needs_reauth" => Some(Self::NeedsReauth),
+            "error" => Some(Self::Error),
+            _ => None,
+        }
+    }
+
+    /// The status in words, for people.
+    #[must_use]
+    pub fn in_words(self) -> &'static str {
+        match self {
+            Self::Pending => "Pending authorization",
+            Self::Connected => "Connected",
+            Self::NeedsReauth => "Needs re-authorization",
+            Self::Error => "Error",
+        }
+    }
+}
+
+/// The tokens of a connection as stored: sealed secrets and their plain metadata.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredTokens {
+    pub access_token: Sealed,
+    pub refresh_token: Option<Sealed>,
+    pub token_type: String,
+    /// When the access token expires; `None` when the provider gave no lifetime.
+    pub expires_at: Option<Timestamp>,
+    /// When the access token was obtained; with `expires_at` it gives the lifetime.
+    pub obtained_at: Timestamp,
+    /// The scopes granted, when the provider said.
+    pub scope: Option<String>,
+}
+
+/// A connection to one provider account, owned by one user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Connection {
+    pub id: ConnectionId,
+    pub user_id: UserId,
+    pub handle: Handle,
+    pub name: String,
+    /// `custom` or a preset id.
+    pub provider: String,
+    pub settings: OAuthSettings,
+    pub client_secret: Option<Sealed>,
+    pub status: Status,
+    pub last_error: Option<String>,
+    pub tokens: Option<StoredTokens>,
+    /// Increases with every token write; a refresh stores its result only if the version it read is current.
+    pub token_version: i64,
+    /// Consecutive failed refresh attempts.
+    pub failure_count: i64,
+    /// No automatic refresh before this time (backoff after a failure).
+    pub retry_after: Option<Timestamp>,
+    /// When the background refresher should next refresh this connection.
+    pub refresh_at: Option<Timestamp>,
+    pub last_refreshed_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// The editable part of a connection, as written by create and edit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionConfig {
+    pub name: String,
+    pub provider: String,
+    pub settings: OAuthSettings,
+    /// `None` keeps the stored secret on edit.
+    pub client_secret: Option<Sealed>,
+}
+
+/// The outcome of a token write after a successful exchange or refresh.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenWrite {
+    pub tokens: StoredTokens,
+    pub refresh_at: Option<Timestamp>,
+    pub now: Timestamp,
+    /// Write only if the connection's `token_version` still equals this; `None` writes unconditionally.
+    pub expected_version: Option<i64>,
+}
+
+/// A failed exchange or refresh, recorded without touching the stored tokens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailureWrite {
+    pub status: Status,
+    pub last_error: String,
+    pub failure_count: i64,
+    pub retry_after: Option<Timestamp>,
+    pub now: Timestamp,
+}
+
+/// An authorization flow: created with its single-use link, started when the browser opens the link, completed
+/// when the callback arrives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthFlow {
+    pub id: FlowId,
+    pub connection_id: ConnectionId,
+    pub link_hash: Digest,
+    /// Set when the link is opened.
+    pub state_hash: Option<Digest>,
+    /// Digest of the cookie that binds the flow to the browser that opened the link.
+    pub browser_hash: Option<Digest>,
+    /// The PKCE verifier, sealed; set when the link is opened.
+    pub pkce_verifier: Option<Sealed>,
+    /// The exact redirect URI sent in the authorization request, repeated in the token request.
+    pub redirect_uri: String,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+    pub started_at: Option<Timestamp>,
+    pub completed_at: Option<Timestamp>,
+}
+
+/// What opening an authorization link records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlowStart {
+    pub state_hash: Digest,
+    pub browser_hash: Digest,
+    pub pkce_verifier: Option<Sealed>,
+    pub now: Timestamp,
+}
+
+/// A logged-in browser.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub id_hash: Digest,
+    pub user_id: UserId,
+    /// The anti-forgery token that forms of this session carry.
+    pub csrf_token: String,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_spellings_round_trip() {
+        for status in [Status::Pending, Status::Connected, Status::NeedsReauth, Status::Error] {
+            assert_eq!(Status::parse(status.as_str()), Some(status));
+            assert_eq!(serde_json::to_value(status).ok(), Some(serde_json::json!(status.as_str())));
+        }
+        assert_eq!(Status::parse("bogus"), None);
+    }
+
+    #[test]
+    fn key_limited_to_handles() {
+        let handle = |s: &str| Handle::parse(s).expect("valid");
+        let mut key = ApiKey {
+            id: ApiKeyId::random(),
+            user_id: UserId::random(),
+            name: "ci".into(),
+            prefix: "lk_abc".into(),
+            key_hash: Digest([0; 32]),
+            handles: None,
+            created_at: Timestamp(0),
+            last_used_at: None,
+            revoked_at: None,
+        };
+        assert!(key.allows(&handle("x")));
+        key.handles = Some(vec![handle("x")]);
+        assert!(key.allows(&handle("x")));
+        assert!(!key.allows(&handle("y")));
+    }
+}

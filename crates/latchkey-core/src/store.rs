@@ -1,0 +1,139 @@
+//! The storage interface. `latchkey-store` implements it for SQLite (and later PostgreSQL); the server holds it
+//! as `Arc<dyn Store>`. Every method is one statement or one transaction, so a crash never leaves a half-written
+//! record. Implementations map their driver's errors to [`Error::Storage`], and a unique-key violation to
+//! [`Error::Conflict`].
+//!
+//! [`Error::Storage`]: crate::Error::Storage
+//! [`Error::Conflict`]: crate::Error::Conflict
+
+use async_trait::async_trait;
+
+use crate::model::{
+    ApiKey, ApiKeyId, AuthFlow, Connection, ConnectionConfig, ConnectionId, Digest, FailureWrite, FlowStart,
+    Session, TokenWrite, User, UserId,
+};
+use crate::{Handle, Result, Timestamp};
+
+/// Users and their passwords.
+#[async_trait]
+pub trait UserStore: Send + Sync {
+    /// Inserts a user. A taken username is `Conflict { code: "username_taken" }`.
+    async fn insert_user(&self, user: &User) -> Result<()>;
+    /// The user with this username.
+    async fn user_by_username(&self, username: &str) -> Result<Option<User>>;
+    /// The user with this id.
+    async fn user_by_id(&self, id: &UserId) -> Result<Option<User>>;
+    /// How many users exist (zero means first-run set-up is open).
+    async fn count_users(&self) -> Result<u64>;
+}
+
+/// API keys, looked up by the digest of the key.
+#[async_trait]
+pub trait ApiKeyStore: Send + Sync {
+    /// Inserts a key.
+    async fn insert_api_key(&self, key: &ApiKey) -> Result<()>;
+    /// The key with this digest, revoked or not.
+    async fn api_key_by_hash(&self, hash: &Digest) -> Result<Option<ApiKey>>;
+    /// The user's keys, newest first.
+    async fn list_api_keys(&self, user: &UserId) -> Result<Vec<ApiKey>>;
+    /// Marks the user's key revoked; false when no such unrevoked key exists.
+    async fn revoke_api_key(&self, user: &UserId, id: &ApiKeyId, now: Timestamp) -> Result<bool>;
+    /// Records that the key was used.
+    async fn touch_api_key(&self, id: &ApiKeyId, now: Timestamp) -> Result<()>;
+}
+
+/// Connections and their tokens.
+#[async_trait]
+pub trait ConnectionStore: Send + Sync {
+    /// Inserts a new connection. A handle the user already has is `Conflict { code: "handle_taken" }`.
+    async fn insert_connection(&self, connection: &Connection) -> Result<()>;
+    /// The user's connection with this handle.
+    async fn connection(&self, user: &UserId, handle: &Handle) -> Result<Option<Connection>>;
+    /// The connection with this id.
+    async fn connection_by_id(&self, id: &ConnectionId) -> Result<Option<Connection>>;
+    /// The user's connections, ordered by handle.
+    async fn list_connections(&self, user: &UserId) -> Result<Vec<Connection>>;
+    /// The token hot path in one indexed read: the API key with this digest and, when it exists, its user's
+    /// connection with this handle.
+    async fn key_and_connection(&self, key_hash: &Digest, handle: &Handle)
+    -> Result<Option<(ApiKey, Option<Connection>)>>;
+    /// Replaces name, provider and settings, and the client secret when `config.client_secret` is `Some`.
+    async fn update_connection_config(&self, id: &ConnectionId, config: &ConnectionConfig, now: Timestamp)
+    -> Result<()>;
+    /// Sets the status and its message without touching tokens (for example `pending` after an edit).
+    async fn set_status(
+        &self,
+        id: &ConnectionId,
+        status: crate::model::Status,
+        last_error: Option<&str>,
+        now: Timestamp,
+    ) -> Result<()>;
+    /// Deletes the connection and its flows; false when it did not exist.
+    async fn delete_connection(&self, id: &ConnectionId) -> Result<bool>;
+    /// Stores new tokens in one write: status `connected`, no error, no backoff, `token_version` + 1, refresh
+    /// lease released. Returns false (and writes nothing) when `expected_version` is set and no longer current.
+    async fn save_tokens(&self, id: &ConnectionId, write: &TokenWrite) -> Result<bool>;
+    /// Records a failed exchange or refresh and releases the refresh lease; the stored tokens stay.
+    async fn record_failure(&self, id: &ConnectionId, write: &FailureWrite) -> Result<()>;
+    /// Takes the refresh lease for `owner` until `until`, if nobody else holds an unexpired one.
+    async fn claim_refresh(&self, id: &ConnectionId, owner: &str, now: Timestamp, until: Timestamp) -> Result<bool>;
+    /// Gives up the lease if `owner` holds it.
+    async fn release_refresh(&self, id: &ConnectionId, owner: &str) -> Result<()>;
+    /// Connections whose `refresh_at` has come, that hold a refresh token, are `connected` or `error`, and are not
+    /// in backoff; at most `limit`, most urgent first.
+    async fn connections_due(&self, now: Timestamp, limit: u32) -> Result<Vec<ConnectionId>>;
+}
+
+/// Authorization flows.
+#[async_trait]
+pub trait FlowStore: Send + Sync {
+    /// Inserts a flow with its link digest.
+    async fn insert_flow(&self, flow: &AuthFlow) -> Result<()>;
+    /// Opens the link once: for an unexpired, unstarted flow with this link digest, records `start` and returns
+    /// the flow as updated. `None` when the link is unknown, expired or already used.
+    async fn start_flow(&self, link_hash: &Digest, start: &FlowStart) -> Result<Option<AuthFlow>>;
+    /// The flow with this state digest, in whatever stage.
+    async fn flow_by_state(&self, state_hash: &Digest) -> Result<Option<AuthFlow>>;
+    /// Marks the flow completed; false when it already was (the callback runs at most once).
+    async fn complete_flow(&self, id: &crate::model::FlowId, now: Timestamp) -> Result<bool>;
+    /// Deletes flows that expired before `now`; returns how many.
+    async fn delete_expired_flows(&self, now: Timestamp) -> Result<u64>;
+}
+
+/// Browser sessions and the one-time set-up link.
+#[async_trait]
+pub trait SessionStore: Send + Sync {
+    /// Inserts a session.
+    async fn insert_session(&self, session: &Session) -> Result<()>;
+    /// The unexpired session with this digest and its user.
+    async fn session(&self, id_hash: &Digest, now: Timestamp) -> Result<Option<(Session, User)>>;
+    /// Ends a session.
+    async fn delete_session(&self, id_hash: &Digest) -> Result<()>;
+    /// Deletes expired sessions; returns how many.
+    async fn delete_expired_sessions(&self, now: Timestamp) -> Result<u64>;
+    /// Replaces any set-up token with this one.
+    async fn put_setup_token(&self, hash: &Digest, expires_at: Timestamp) -> Result<()>;
+    /// Whether an unexpired set-up token with this digest exists.
+    async fn setup_token_valid(&self, hash: &Digest, now: Timestamp) -> Result<bool>;
+    /// Creates the first user if the set-up token is valid and no user exists yet, consuming the token, in one
+    /// transaction. Returns false (and writes nothing) otherwise.
+    async fn complete_setup(&self, hash: &Digest, user: &User, now: Timestamp) -> Result<bool>;
+}
+
+/// Small named values of the installation (for example the sealed key check).
+#[async_trait]
+pub trait MetaStore: Send + Sync {
+    /// The value under `key`.
+    async fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>>;
+    /// Sets `key` to `value`.
+    async fn put_meta(&self, key: &str, value: &[u8]) -> Result<()>;
+}
+
+/// Everything latchkey stores, behind one object.
+#[async_trait]
+pub trait Store: UserStore + ApiKeyStore + ConnectionStore + FlowStore + SessionStore + MetaStore {
+    /// A cheap round trip to the database, for health checks.
+    async fn ping(&self) -> Result<()>;
+    /// The backend's name, for logs: `sqlite` or `postgres`.
+    fn backend(&self) -> &'static str;
+}
