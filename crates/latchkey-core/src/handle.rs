@@ -21,7 +21,10 @@ impl Handle {
     /// [`Error::Invalid`] naming the first rule `value` breaks.
     pub fn parse(value: &str) -> Result<Self, Error> {
         if value.is_empty() {
-            return Err(Error::invalid("handle", "the handle is empty: use 1 to 64 lowercase letters, digits and hyphens"));
+            return Err(Error::invalid(
+                "handle",
+                "the handle is empty: use 1 to 64 lowercase letters, digits and hyphens",
+            ));
         }
         let len = value.chars().count();
         if len > MAX_HANDLE_LEN {

@@ -232,7 +232,7 @@ pub struct AuthFlow {
     pub state_hash: Option<Digest>,
     /// Digest of the cookie that binds the flow to the browser that opened the link.
     pub browser_hash: Option<Digest>,
-    /// The PKCE verifier, sealed; set when the link is opened.
+    /// The PKCE verifier, sealed when the link is created.
     pub pkce_verifier: Option<Sealed>,
     /// The exact redirect URI sent in the authorization request, repeated in the token request.
     pub redirect_uri: String,
@@ -247,6 +247,7 @@ pub struct AuthFlow {
 pub struct FlowStart {
     pub state_hash: Digest,
     pub browser_hash: Digest,
+    /// Replaces the stored PKCE verifier when `Some`; `None` keeps the one sealed at link creation.
     pub pkce_verifier: Option<Sealed>,
     pub now: Timestamp,
 }

@@ -9,8 +9,8 @@
 use async_trait::async_trait;
 
 use crate::model::{
-    ApiKey, ApiKeyId, AuthFlow, Connection, ConnectionConfig, ConnectionId, Digest, FailureWrite, FlowStart,
-    Session, TokenWrite, User, UserId,
+    ApiKey, ApiKeyId, AuthFlow, Connection, ConnectionConfig, ConnectionId, Digest, FailureWrite, FlowStart, Session,
+    TokenWrite, User, UserId,
 };
 use crate::{Handle, Result, Timestamp};
 
@@ -55,11 +55,18 @@ pub trait ConnectionStore: Send + Sync {
     async fn list_connections(&self, user: &UserId) -> Result<Vec<Connection>>;
     /// The token hot path in one indexed read: the API key with this digest and, when it exists, its user's
     /// connection with this handle.
-    async fn key_and_connection(&self, key_hash: &Digest, handle: &Handle)
-    -> Result<Option<(ApiKey, Option<Connection>)>>;
+    async fn key_and_connection(
+        &self,
+        key_hash: &Digest,
+        handle: &Handle,
+    ) -> Result<Option<(ApiKey, Option<Connection>)>>;
     /// Replaces name, provider and settings, and the client secret when `config.client_secret` is `Some`.
-    async fn update_connection_config(&self, id: &ConnectionId, config: &ConnectionConfig, now: Timestamp)
-    -> Result<()>;
+    async fn update_connection_config(
+        &self,
+        id: &ConnectionId,
+        config: &ConnectionConfig,
+        now: Timestamp,
+    ) -> Result<()>;
     /// Sets the status and its message without touching tokens (for example `pending` after an edit).
     async fn set_status(
         &self,

@@ -1,1 +1,20 @@
-//! placeholder
+//! latchkey's side of the OAuth 2.0 conversation with providers: the hardened outbound HTTP client, the
+//! Authorization Code grant with PKCE, refresh and revocation, and the parsing of token responses.
+//!
+//! Built on plain `reqwest` rather than an OAuth library, because providers need JSON request bodies, nested
+//! response fields and other departures from RFC 6749 that such libraries do not let through.
+//!
+//! Nothing here logs, formats or returns a secret: client secrets, codes, verifiers and tokens travel as
+//! [`latchkey_core::Secret`] and are exposed only to build the request that carries them.
+
+mod client;
+mod error;
+mod flow;
+pub mod guard;
+mod response;
+
+pub use client::{HttpClient, OutboundPolicy};
+pub use error::OAuthError;
+pub use flow::{PkcePair, authorization_request_url, describe_provider_error, exchange_code, refresh, revoke};
+pub use guard::{check_url, is_forbidden_ip};
+pub use response::{TokenResponse, parse_token_response};

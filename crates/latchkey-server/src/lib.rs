@@ -1,1 +1,20 @@
-//! placeholder
+//! The latchkey server: CLI, configuration, HTTP API, OAuth endpoints, web UI and the background refresher,
+//! wired around the storage, crypto and OAuth crates.
+
+pub mod api;
+pub mod app;
+pub mod assets;
+pub mod bootstrap;
+pub mod cli;
+pub mod config;
+pub mod flows;
+pub mod pages;
+pub mod sealing;
+pub mod service;
+pub mod setup;
+pub mod state;
+pub mod tokens;
+pub mod web;
+
+pub use app::Application;
+pub use config::Config;

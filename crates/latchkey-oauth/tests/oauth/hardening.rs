@@ -1,0 +1,135 @@
+//! The outbound guard, redirects, timeouts and the secrecy of tokens.
+
+use std::time::Duration;
+
+use latchkey_core::Secret;
+use latchkey_oauth::{HttpClient, OAuthError, OutboundPolicy, exchange_code, refresh};
+
+use crate::mock::{Canned, MockProvider, local_client};
+
+#[tokio::test]
+async fn redirects_from_the_token_endpoint_are_not_followed() {
+    let provider = MockProvider::start().await;
+    provider.on("/token", Canned::raw(302, None, "").header("location", &provider.url("/elsewhere")));
+    provider.on("/elsewhere", Canned::tokens());
+    let err =
+        exchange_code(&local_client(), &provider.settings(), None, &Secret::new("c"), "http://127.0.0.1:9/cb", None)
+            .await
+            .expect_err("a redirect is not an answer");
+    assert!(matches!(&err, OAuthError::InvalidResponse { message } if message.contains("302")), "{err:?}");
+    assert_eq!(provider.requests_to("/token").len(), 1);
+    assert!(provider.requests_to("/elsewhere").is_empty(), "the redirect target got a request");
+}
+
+#[tokio::test]
+async fn a_slow_endpoint_times_out() {
+    let provider = MockProvider::start().await;
+    provider.on("/token", Canned::tokens().delay(Duration::from_secs(5)));
+    let client = HttpClient::new(OutboundPolicy {
+        allow_private_networks: true,
+        request_timeout: Duration::from_millis(300),
+        ..OutboundPolicy::default()
+    })
+    .expect("client");
+    let started = std::time::Instant::now();
+    let err = refresh(&client, &provider.settings(), None, &Secret::new("rt")).await.expect_err("timeout");
+    assert!(started.elapsed() < Duration::from_secs(4), "waited {:?}", started.elapsed());
+    assert!(err.is_retryable(), "{err:?}");
+    assert_eq!(
+        err.describe(&provider.url("/token")),
+        format!("the token endpoint {} did not answer within 300 ms", provider.url("/token"))
+    );
+}
+
+#[tokio::test]
+async fn a_closed_port_is_unavailable() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    drop(listener);
+    let mut settings = MockProvider::start().await.settings();
+    settings.token_url = format!("http://127.0.0.1:{port}/token");
+    let err = refresh(&local_client(), &settings, None, &Secret::new("rt")).await.expect_err("refused");
+    assert!(
+        matches!(&err, OAuthError::Unavailable { message, .. } if message.starts_with("could not be reached")),
+        "{err:?}"
+    );
+}
+
+fn guarded_client() -> HttpClient {
+    let client = HttpClient::new(OutboundPolicy::default()).expect("client");
+    assert!(!client.policy().allow_private_networks);
+    client
+}
+
+#[tokio::test]
+async fn private_addresses_are_refused_before_any_connection() {
+    let provider = MockProvider::start().await;
+    provider.on("/token", Canned::tokens());
+    let port = provider.port();
+    for token_url in [
+        format!("http://127.0.0.1:{port}/token"),
+        format!("https://127.0.0.1:{port}/token"),
+        format!("https://[::ffff:127.0.0.1]:{port}/token"),
+        // A host name that resolves to loopback: refused by the resolver, at connect time.
+        format!("https://localhost:{port}/token"),
+    ] {
+        let mut settings = provider.settings();
+        settings.token_url = token_url.clone();
+        let err = refresh(&guarded_client(), &settings, None, &Secret::new("rt")).await.expect_err(&token_url);
+        assert!(matches!(err, OAuthError::Refused { .. }), "{token_url}: {err:?}");
+        assert!(!err.is_retryable());
+    }
+    assert!(provider.requests().is_empty(), "the provider saw {:?}", provider.requests());
+}
+
+#[tokio::test]
+async fn the_resolver_refusal_says_why() {
+    let mut settings = MockProvider::start().await.settings();
+    settings.token_url = "https://localhost:1/token".to_owned();
+    let err = refresh(&guarded_client(), &settings, None, &Secret::new("rt")).await.expect_err("refused");
+    let text = err.describe(&settings.token_url);
+    assert!(text.contains("localhost resolves to"), "{text}");
+    assert!(text.contains("--allow-private-networks"), "{text}");
+}
+
+#[tokio::test]
+async fn token_responses_do_not_show_their_tokens() {
+    let provider = MockProvider::start().await;
+    provider.on(
+        "/token",
+        Canned::json(200, &serde_json::json!({"access_token": "AT-VISIBLE", "refresh_token": "RT-VISIBLE"})),
+    );
+    let tokens = exchange_code(&local_client(), &provider.settings(), None, &Secret::new("c"), "http://x/cb", None)
+        .await
+        .expect("tokens");
+    let shown = format!("{tokens:?}");
+    assert!(!shown.contains("AT-VISIBLE") && !shown.contains("RT-VISIBLE"), "{shown}");
+    assert!(shown.contains("[redacted]"), "{shown}");
+}
+
+#[tokio::test]
+async fn errors_never_repeat_a_secret_of_the_request() {
+    let provider = MockProvider::start().await;
+    let secrets = ["CLIENT-SECRET-42", "REFRESH-TOKEN-42"];
+    provider.on(
+        "/token",
+        Canned::json(
+            400,
+            &serde_json::json!({"error": "invalid_grant",
+                "error_description": format!("refresh token {} for client secret {} is revoked", secrets[1], secrets[0])}),
+        ),
+    );
+    let mut settings = provider.settings();
+    settings.token_url = format!("{}?api_key=QUERY-SECRET", settings.token_url);
+    let err = refresh(&local_client(), &settings, Some(&Secret::new(secrets[0])), &Secret::new(secrets[1]))
+        .await
+        .expect_err("rejected");
+    assert!(err.needs_reauth());
+    let described = err.describe(&settings.token_url);
+    for text in [described.clone(), err.to_string(), format!("{err:?}")] {
+        for secret in secrets.iter().chain(&["QUERY-SECRET"]) {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
+    }
+    assert!(described.contains("refresh token [redacted] for client secret [redacted] is revoked"), "{described}");
+}

@@ -1,0 +1,117 @@
+//! `/api/v1/connections`: create, list, read, edit, delete and re-authorize connections.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use latchkey_core::{Error, Handle};
+
+use super::error::{ApiResult, ErrorBody};
+use super::extract::{ApiCaller, ApiJson};
+use super::views::{AuthorizingEnvelope, ConnectionEnvelope, ConnectionList, ConnectionView};
+use crate::service::connections::{self, Authorizing, ConnectionInput};
+use crate::state::SharedState;
+
+fn view(state: &SharedState, connection: &latchkey_core::model::Connection) -> ConnectionView {
+    ConnectionView::new(connection, connections::redirect_uri(state, &connection.settings))
+}
+
+fn authorizing(state: &SharedState, done: &Authorizing) -> AuthorizingEnvelope {
+    AuthorizingEnvelope {
+        connection: view(state, &done.connection),
+        authorization_link: done.authorization_link.clone(),
+    }
+}
+
+fn parse_handle(raw: &str) -> Result<Handle, Error> {
+    Handle::parse(raw)
+        .map_err(|_| Error::NotFound(format!("there is no connection with the handle '{}'", raw.escape_debug())))
+}
+
+/// Creates a connection.
+#[utoipa::path(post, path = "/api/v1/connections", tag = "connections", request_body = ConnectionInput,
+    security(("api_key" = [])),
+    responses((status = 201, body = AuthorizingEnvelope), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn create(
+    State(state): State<SharedState>,
+    caller: ApiCaller,
+    ApiJson(input): ApiJson<ConnectionInput>,
+) -> ApiResult<impl IntoResponse> {
+    if let Some(raw) = input.handle.as_deref()
+        && let Ok(handle) = Handle::parse(raw)
+    {
+        caller.require(&handle)?;
+    }
+    let done = connections::create(&state, &caller.user, input).await?;
+    Ok((StatusCode::CREATED, Json(authorizing(&state, &done))))
+}
+
+/// Lists the caller's connections (only the handles a limited key may use).
+#[utoipa::path(get, path = "/api/v1/connections", tag = "connections", security(("api_key" = [])),
+    responses((status = 200, body = ConnectionList), (status = 401, body = ErrorBody)))]
+pub async fn list(State(state): State<SharedState>, caller: ApiCaller) -> ApiResult<Json<ConnectionList>> {
+    let all = state.store.list_connections(&caller.user.id).await?;
+    let connections = all.iter().filter(|c| caller.key.allows(&c.handle)).map(|c| view(&state, c)).collect();
+    Ok(Json(ConnectionList { connections }))
+}
+
+/// Reads one connection.
+#[utoipa::path(get, path = "/api/v1/connections/{handle}", tag = "connections", security(("api_key" = [])),
+    params(("handle" = String, Path)),
+    responses((status = 200, body = ConnectionEnvelope), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn get(
+    State(state): State<SharedState>,
+    caller: ApiCaller,
+    Path(raw): Path<String>,
+) -> ApiResult<Json<ConnectionEnvelope>> {
+    let handle = parse_handle(&raw)?;
+    caller.require(&handle)?;
+    let connection = connections::find(&state, &caller.user, &handle).await?;
+    Ok(Json(ConnectionEnvelope { connection: view(&state, &connection) }))
+}
+
+/// Edits a connection; a missing `client_secret` keeps the stored one; the handle cannot change.
+#[utoipa::path(patch, path = "/api/v1/connections/{handle}", tag = "connections", security(("api_key" = [])),
+    params(("handle" = String, Path)), request_body = ConnectionInput,
+    responses((status = 200, body = AuthorizingEnvelope), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn update(
+    State(state): State<SharedState>,
+    caller: ApiCaller,
+    Path(raw): Path<String>,
+    ApiJson(input): ApiJson<ConnectionInput>,
+) -> ApiResult<Json<AuthorizingEnvelope>> {
+    let handle = parse_handle(&raw)?;
+    caller.require(&handle)?;
+    let done = connections::update(&state, &caller.user, &handle, input).await?;
+    Ok(Json(authorizing(&state, &done)))
+}
+
+/// Deletes a connection, revoking its tokens where the provider supports it.
+#[utoipa::path(delete, path = "/api/v1/connections/{handle}", tag = "connections", security(("api_key" = [])),
+    params(("handle" = String, Path)),
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn delete(
+    State(state): State<SharedState>,
+    caller: ApiCaller,
+    Path(raw): Path<String>,
+) -> ApiResult<StatusCode> {
+    let handle = parse_handle(&raw)?;
+    caller.require(&handle)?;
+    connections::delete(&state, &caller.user, &handle).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A fresh authorization link to reconnect.
+#[utoipa::path(post, path = "/api/v1/connections/{handle}/authorize", tag = "connections", security(("api_key" = [])),
+    params(("handle" = String, Path)),
+    responses((status = 200, body = AuthorizingEnvelope), (status = 404, body = ErrorBody)))]
+pub async fn authorize(
+    State(state): State<SharedState>,
+    caller: ApiCaller,
+    Path(raw): Path<String>,
+) -> ApiResult<Json<AuthorizingEnvelope>> {
+    let handle = parse_handle(&raw)?;
+    caller.require(&handle)?;
+    let done = connections::authorize(&state, &caller.user, &handle).await?;
+    Ok(Json(authorizing(&state, &done)))
+}

@@ -1,0 +1,108 @@
+//! Request extractors of the API: the caller's API key, and JSON bodies whose rejections use the error envelope.
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use latchkey_core::model::{ApiKey, User};
+use latchkey_core::{Error, Handle};
+use serde::de::DeserializeOwned;
+
+use super::error::ApiError;
+use crate::state::SharedState;
+
+/// Reads the API key from `Authorization: Bearer <key>` (and nowhere else).
+///
+/// # Errors
+/// `Unauthorized` when the header is missing or not a bearer credential.
+pub fn bearer_key(parts: &Parts) -> Result<&str, Error> {
+    let header = parts
+        .headers
+        .get(AUTHORIZATION)
+        .ok_or_else(|| Error::Unauthorized("no API key: send it as 'Authorization: Bearer <key>'".to_owned()))?;
+    let value =
+        header.to_str().map_err(|_| Error::Unauthorized("the Authorization header is not valid text".to_owned()))?;
+    let (scheme, key) = value.split_once(' ').unwrap_or((value, ""));
+    if !scheme.eq_ignore_ascii_case("bearer") || key.trim().is_empty() {
+        return Err(Error::Unauthorized("the Authorization header must be 'Bearer <API key>'".to_owned()));
+    }
+    Ok(key.trim())
+}
+
+/// Refuses a missing, unknown or revoked key.
+///
+/// # Errors
+/// `Unauthorized`.
+pub fn check_key(key: Option<&ApiKey>) -> Result<&ApiKey, Error> {
+    match key {
+        Some(key) if key.revoked_at.is_none() => Ok(key),
+        Some(_) => Err(Error::Unauthorized("this API key was revoked: create a new one".to_owned())),
+        None => Err(Error::Unauthorized("the API key is not valid".to_owned())),
+    }
+}
+
+/// The authenticated caller of an API request.
+pub struct ApiCaller {
+    pub key: ApiKey,
+    pub user: User,
+}
+
+impl ApiCaller {
+    /// Refuses handles outside the key's limits.
+    ///
+    /// # Errors
+    /// `Forbidden`.
+    pub fn require(&self, handle: &Handle) -> Result<(), Error> {
+        if self.key.allows(handle) {
+            Ok(())
+        } else {
+            Err(Error::Forbidden(format!(
+                "the API key '{}' may not use the handle '{handle}'; it is limited to other handles",
+                self.key.name
+            )))
+        }
+    }
+}
+
+impl FromRequestParts<SharedState> for ApiCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &SharedState) -> Result<Self, Self::Rejection> {
+        let presented = bearer_key(parts)?;
+        let hash = latchkey_crypto::tokens::digest(presented);
+        let stored = state.store.api_key_by_hash(&hash).await?;
+        let key = check_key(stored.as_ref())?.clone();
+        let user = state
+            .store
+            .user_by_id(&key.user_id)
+            .await?
+            .ok_or_else(|| Error::Unauthorized("the API key's user no longer exists".to_owned()))?;
+        crate::api::touch_key(state, &key);
+        Ok(Self { key, user })
+    }
+}
+
+/// A JSON body; a malformed one is a 400 in the error envelope.
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(value)) => Ok(Self(value)),
+            Err(rejection) => Err(ApiError(Error::bad_request(describe_rejection(&rejection)))),
+        }
+    }
+}
+
+fn describe_rejection(rejection: &JsonRejection) -> String {
+    match rejection {
+        JsonRejection::MissingJsonContentType(_) => {
+            "the request body must be JSON, sent with 'Content-Type: application/json'".to_owned()
+        }
+        JsonRejection::JsonDataError(e) => format!("the JSON body does not fit: {}", e.body_text()),
+        JsonRejection::JsonSyntaxError(e) => format!("the body is not valid JSON: {}", e.body_text()),
+        other => format!("the request body could not be read: {}", other.body_text()),
+    }
+}

@@ -1,0 +1,127 @@
+//! The JSON shapes the API answers with. Secrets never appear: the client secret only as `client_secret_set`.
+
+use std::collections::BTreeMap;
+
+use latchkey_core::Timestamp;
+use latchkey_core::model::Connection;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// A connection as read back.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConnectionView {
+    #[schema(example = "my-custom-handle")]
+    pub handle: String,
+    #[schema(example = "My API")]
+    pub name: String,
+    #[schema(example = "custom")]
+    pub provider: String,
+    /// `pending`, `connected`, `needs_reauth` or `error`.
+    #[schema(example = "connected")]
+    pub status: String,
+    /// Why the last attempt failed, in words.
+    pub last_error: Option<String>,
+    #[schema(example = "read:data write:data")]
+    pub scopes: String,
+    /// The scopes the provider granted, when it said.
+    pub granted_scopes: Option<String>,
+    /// When the access token expires (RFC 3339), or null.
+    pub expires_at: Option<String>,
+    pub last_refreshed_at: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+    pub client_secret_set: bool,
+    pub client_id: String,
+    pub authorization_url: String,
+    pub token_url: String,
+    /// The redirect URI to register with the provider.
+    pub redirect_uri: String,
+    pub grant_type: String,
+    pub pkce: String,
+    pub client_auth: String,
+    pub token_request_format: String,
+    pub authorization_params: BTreeMap<String, String>,
+    pub token_params: BTreeMap<String, String>,
+    pub refresh_params: BTreeMap<String, String>,
+    pub scope_separator: String,
+    pub default_expires_in: Option<u64>,
+    pub refresh_url: Option<String>,
+    pub revocation_url: Option<String>,
+    /// Whether the provider issued a refresh token.
+    pub has_refresh_token: bool,
+}
+
+fn word<T: Serialize>(value: T) -> String {
+    serde_json::to_value(value).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+}
+
+impl ConnectionView {
+    /// The view of `connection`, whose redirect URI is `redirect_uri`.
+    #[must_use]
+    pub fn new(connection: &Connection, redirect_uri: String) -> Self {
+        let s = &connection.settings;
+        let tokens = connection.tokens.as_ref();
+        Self {
+            handle: connection.handle.to_string(),
+            name: connection.name.clone(),
+            provider: connection.provider.clone(),
+            status: connection.status.as_str().to_owned(),
+            last_error: connection.last_error.clone(),
+            scopes: s.scopes.clone(),
+            granted_scopes: tokens.and_then(|t| t.scope.clone()),
+            expires_at: tokens.and_then(|t| t.expires_at).map(Timestamp::to_rfc3339),
+            last_refreshed_at: connection.last_refreshed_at.map(Timestamp::to_rfc3339),
+            created_at: connection.created_at.to_rfc3339(),
+            updated_at: connection.updated_at.to_rfc3339(),
+            client_secret_set: connection.client_secret.is_some(),
+            client_id: s.client_id.clone(),
+            authorization_url: s.authorization_url.clone(),
+            token_url: s.token_url.clone(),
+            redirect_uri,
+            grant_type: word(s.grant_type),
+            pkce: word(s.pkce),
+            client_auth: word(s.client_auth),
+            token_request_format: word(s.token_request_format),
+            authorization_params: s.authorization_params.clone(),
+            token_params: s.token_params.clone(),
+            refresh_params: s.refresh_params.clone(),
+            scope_separator: s.scope_separator.clone(),
+            default_expires_in: s.default_expires_in,
+            refresh_url: s.refresh_url.clone(),
+            revocation_url: s.revocation_url.clone(),
+            has_refresh_token: tokens.is_some_and(|t| t.refresh_token.is_some()),
+        }
+    }
+}
+
+/// `{"connection": {...}}`
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConnectionEnvelope {
+    pub connection: ConnectionView,
+}
+
+/// `{"connection": {...}, "authorization_link": "..."}`
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuthorizingEnvelope {
+    pub connection: ConnectionView,
+    /// Open in a browser to authorize; works once and expires.
+    pub authorization_link: String,
+}
+
+/// `{"connections": [...]}`
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConnectionList {
+    pub connections: Vec<ConnectionView>,
+}
+
+/// The token endpoint's answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenBody {
+    /// The access token.
+    #[schema(example = "<access token>")]
+    pub token: String,
+    #[schema(example = "Bearer")]
+    pub token_type: String,
+    /// RFC 3339, or null when the provider gave no lifetime.
+    pub expires_at: Option<String>,
+}

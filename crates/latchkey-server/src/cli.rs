@@ -1,0 +1,226 @@
+//! The command line of CONTRACT.md: `serve`, `users create`, `api-keys create`, `token`.
+
+use std::io::BufRead;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use latchkey_core::{Secret, SystemClock};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Config, Settings, key_source};
+use crate::service::{api_keys, users};
+use crate::{Application, bootstrap};
+
+/// latchkey: connect an OAuth 2.0 service once; scripts get a fresh token by handle.
+#[derive(Debug, Parser)]
+#[command(name = "latchkey", version, about)]
+pub struct Cli {
+    #[command(flatten)]
+    pub settings: Settings,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server: web UI, JSON API, OAuth endpoints, background refresher.
+    Serve,
+    /// Manage users.
+    #[command(subcommand)]
+    Users(UsersCommand),
+    /// Manage API keys.
+    #[command(subcommand, name = "api-keys")]
+    ApiKeys(ApiKeysCommand),
+    /// Print a fresh access token from a running server (LATCHKEY_URL, LATCHKEY_API_KEY).
+    Token {
+        /// The connection's handle.
+        handle: String,
+        /// Refresh first even when the token is not due.
+        #[arg(long)]
+        force_refresh: bool,
+        /// The server's URL.
+        #[arg(long, env = "LATCHKEY_URL", default_value = "http://127.0.0.1:8080")]
+        url: String,
+    },
+}
+
+/// `latchkey users ...`
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// Create a user directly in the database.
+    Create {
+        username: String,
+        /// Make the user an administrator.
+        #[arg(long)]
+        admin: bool,
+        /// Read the password from the first line of standard input.
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+}
+
+/// `latchkey api-keys ...`
+#[derive(Debug, Subcommand)]
+pub enum ApiKeysCommand {
+    /// Create an API key for a user and print it, alone, on stdout.
+    Create {
+        username: String,
+        /// A label for the key.
+        #[arg(long, default_value = "cli")]
+        name: String,
+        /// Limit the key to these handles (comma-separated).
+        #[arg(long)]
+        handles: Option<String>,
+    },
+}
+
+/// Logs go to stderr; the level comes from `LATCHKEY_LOG` (or `RUST_LOG`), `info` by default.
+pub fn init_logging() {
+    let filter = std::env::var("LATCHKEY_LOG")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .unwrap_or_else(|_| "info,sqlx=warn,hyper=warn".to_owned());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Runs the parsed command.
+///
+/// # Errors
+/// Whatever the command fails with, as a readable chain.
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Serve => serve(&cli.settings).await,
+        Command::Users(UsersCommand::Create { username, admin, password_stdin: _ }) => {
+            let password = read_password()?;
+            let (store, _) = bootstrap::open(&cli.settings.database, &key_source(&cli.settings)).await?;
+            let now = latchkey_core::Clock::now(&SystemClock);
+            let user = users::new_user(&username, &password, admin, now).map_err(|e| anyhow::anyhow!("{e}"))?;
+            users::create(store.as_ref(), &user).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            eprintln!("created user '{username}'{}", if admin { " (admin)" } else { "" });
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::ApiKeys(ApiKeysCommand::Create { username, name, handles }) => {
+            let handles = handles
+                .as_deref()
+                .map(api_keys::parse_handle_list)
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("--handles: {e}"))?;
+            let (store, _) = bootstrap::open(&cli.settings.database, &key_source(&cli.settings)).await?;
+            let user =
+                store.user_by_username(&username).await.map_err(|e| anyhow::anyhow!("{e}"))?.with_context(|| {
+                    format!("there is no user '{username}': create it with 'latchkey users create'")
+                })?;
+            let now = latchkey_core::Clock::now(&SystemClock);
+            let (_, key) = api_keys::create(store.as_ref(), &user, &name, handles, now)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            write_stdout(key.expose())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Token { handle, force_refresh, url } => fetch_token(&url, &handle, force_refresh).await,
+    }
+}
+
+async fn serve(settings: &Settings) -> anyhow::Result<ExitCode> {
+    let config = Config::from_settings(settings)?;
+    let app = Application::build(config, Arc::new(SystemClock)).await?;
+    let config = app.state().config.clone();
+    tracing::info!(url = %config.public_url, database = %bootstrap::redact_url(&config.database_url), "latchkey is listening");
+    write_stdout(&format!("latchkey is running at {}", config.public_url))?;
+    if let Some(link) = app.setup_link() {
+        write_stdout(&format!("Finish set-up in your browser (this link works once): {link}"))?;
+    }
+    let shutdown = CancellationToken::new();
+    let signal = shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutting down: finishing requests in flight");
+        signal.cancel();
+    });
+    app.run(shutdown).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(term) => term,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+fn read_password() -> anyhow::Result<Secret> {
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line).context("could not read the password from standard input")?;
+    let password = Secret::new(line.trim_end_matches(['\r', '\n']));
+    if password.is_empty() {
+        bail!(
+            "no password on standard input: pipe it in, for example: echo \"$PASSWORD\" | latchkey users create alice --password-stdin"
+        );
+    }
+    users::check_password(&password).map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(password)
+}
+
+fn write_stdout(line: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{line}").and_then(|()| out.flush()).context("could not write to standard output")
+}
+
+/// `latchkey token HANDLE`: asks the server, prints the token alone on stdout.
+async fn fetch_token(base: &str, handle: &str, force: bool) -> anyhow::Result<ExitCode> {
+    let handle = latchkey_core::Handle::parse(handle).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let key = std::env::var("LATCHKEY_API_KEY")
+        .ok()
+        .filter(|k| !k.trim().is_empty())
+        .context("LATCHKEY_API_KEY is not set: create a key with 'latchkey api-keys create <user>' and export it")?;
+    let mut url = url::Url::parse(base).with_context(|| format!("LATCHKEY_URL {base:?} is not a URL"))?;
+    url.path_segments_mut()
+        .map_err(|()| anyhow::anyhow!("LATCHKEY_URL {base:?} cannot carry a path"))?
+        .pop_if_empty()
+        .extend(["api", "v1", "connections", handle.as_str(), "token"]);
+    if force {
+        url.set_query(Some("force_refresh=true"));
+    }
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(60))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .context("could not build the HTTP client")?;
+    let response = client
+        .get(url)
+        .bearer_auth(key.trim())
+        .send()
+        .await
+        .with_context(|| format!("could not reach latchkey at {base}"))?;
+    let status = response.status();
+    let body: serde_json::Value = response.json().await.unwrap_or_default();
+    if status.is_success()
+        && let Some(token) = body.get("token").and_then(serde_json::Value::as_str)
+    {
+        write_stdout(token)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let message = body.get("error").and_then(serde_json::Value::as_str).unwrap_or("the server gave no reason");
+    eprintln!("error: {message} (HTTP {})", status.as_u16());
+    Ok(ExitCode::FAILURE)
+}

@@ -1,0 +1,162 @@
+//! The typed, validated configuration: defaults, then `LATCHKEY_*` environment variables, then flags (clap reads
+//! both; the flag wins). Built once in `main` and passed in; there is no global configuration.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use latchkey_crypto::keyfile::KeySource;
+use url::Url;
+
+/// The settings every command that touches the database or the keys shares (CONTRACT.md "Settings").
+#[derive(Debug, Clone, Args)]
+pub struct Settings {
+    /// Address the server listens on.
+    #[arg(long, env = "LATCHKEY_LISTEN", default_value = "127.0.0.1:8080", global = true)]
+    pub listen: SocketAddr,
+
+    /// Database URL: `sqlite://path` (the default, created on first run) or `postgres://...`.
+    #[arg(long, env = "LATCHKEY_DATABASE_URL", default_value = "sqlite://latchkey-data/latchkey.db", global = true)]
+    pub database: String,
+
+    /// The URL people and providers reach this server at; the default redirect URI is `{public-url}/oauth2/callback`.
+    #[arg(long, env = "LATCHKEY_PUBLIC_URL", global = true)]
+    pub public_url: Option<String>,
+
+    /// File holding the master key (generated with mode 0600 on first run). Ignored when LATCHKEY_MASTER_KEY is set.
+    #[arg(long, default_value = "latchkey-data/master.key", global = true)]
+    pub master_key_file: PathBuf,
+
+    /// Allow outbound OAuth requests to loopback, private and link-local addresses.
+    #[arg(long, env = "LATCHKEY_ALLOW_PRIVATE_NETWORKS", global = true)]
+    pub allow_private_networks: bool,
+
+    /// Refresh a token this many seconds before it expires. Default: 5 minutes or a tenth of the token's
+    /// lifetime, whichever is shorter.
+    #[arg(long, env = "LATCHKEY_REFRESH_WINDOW_SECS", global = true)]
+    pub refresh_window_secs: Option<u64>,
+
+    /// How often the background refresher looks for tokens due for refresh, in seconds.
+    #[arg(long, env = "LATCHKEY_REFRESHER_INTERVAL_SECS", default_value_t = 30, global = true)]
+    pub refresher_interval_secs: u64,
+
+    /// How long an authorization link stays valid, in seconds.
+    #[arg(long, env = "LATCHKEY_AUTHORIZATION_LINK_TTL_SECS", default_value_t = 600, global = true)]
+    pub authorization_link_ttl_secs: u64,
+}
+
+/// Where the master key comes from: `LATCHKEY_MASTER_KEY` wins over the key file.
+#[must_use]
+pub fn key_source(settings: &Settings) -> KeySource {
+    match std::env::var("LATCHKEY_MASTER_KEY") {
+        Ok(value) if !value.trim().is_empty() => KeySource::Env(value),
+        _ => KeySource::File(settings.master_key_file.clone()),
+    }
+}
+
+/// The server's configuration after validation.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub database_url: String,
+    /// Without a trailing slash.
+    pub public_url: Url,
+    pub key_source: KeySource,
+    pub allow_private_networks: bool,
+    pub refresh_window: Option<Duration>,
+    pub refresher_interval: Duration,
+    pub authorization_link_ttl: Duration,
+}
+
+impl Config {
+    /// Validates the settings.
+    ///
+    /// # Errors
+    /// A message naming the setting that is wrong.
+    pub fn from_settings(settings: &Settings) -> anyhow::Result<Self> {
+        let public = settings.public_url.clone().unwrap_or_else(|| format!("http://{}", settings.listen));
+        let public_url = parse_public_url(&public)?;
+        if settings.refresher_interval_secs == 0 {
+            bail!("--refresher-interval-secs must be at least 1");
+        }
+        if settings.authorization_link_ttl_secs == 0 {
+            bail!("--authorization-link-ttl-secs must be at least 1");
+        }
+        Ok(Self {
+            listen: settings.listen,
+            database_url: settings.database.clone(),
+            public_url,
+            key_source: key_source(settings),
+            allow_private_networks: settings.allow_private_networks,
+            refresh_window: settings.refresh_window_secs.map(Duration::from_secs),
+            refresher_interval: Duration::from_secs(settings.refresher_interval_secs),
+            authorization_link_ttl: Duration::from_secs(settings.authorization_link_ttl_secs),
+        })
+    }
+
+    /// The origin of the public URL (`scheme://host[:port]`), as browsers send it in `Origin`.
+    #[must_use]
+    pub fn public_origin(&self) -> String {
+        self.public_url.origin().ascii_serialization()
+    }
+
+    /// Whether people reach the server over https (cookies then get `Secure`).
+    #[must_use]
+    pub fn is_https(&self) -> bool {
+        self.public_url.scheme() == "https"
+    }
+
+    /// `{public-url}{path}`; `path` starts with `/`.
+    #[must_use]
+    pub fn public(&self, path: &str) -> String {
+        format!("{}{}", self.public_url.as_str().trim_end_matches('/'), path)
+    }
+
+    /// The default redirect URI, `{public-url}/oauth2/callback`.
+    #[must_use]
+    pub fn default_redirect_uri(&self) -> String {
+        self.public("/oauth2/callback")
+    }
+}
+
+fn parse_public_url(text: &str) -> anyhow::Result<Url> {
+    let url = Url::parse(text).with_context(|| format!("--public-url {text:?} is not a URL"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        bail!("--public-url must start with http:// or https://, not {}://", url.scheme());
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        bail!("--public-url must not have a query or fragment");
+    }
+    Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn public_url_defaults_to_the_listen_address() {
+        let settings = Settings {
+            listen: "127.0.0.1:9999".parse().expect("addr"),
+            database: "sqlite://x.db".into(),
+            public_url: None,
+            master_key_file: "k".into(),
+            allow_private_networks: false,
+            refresh_window_secs: None,
+            refresher_interval_secs: 30,
+            authorization_link_ttl_secs: 600,
+        };
+        let config = Config::from_settings(&settings).expect("valid");
+        assert_eq!(config.default_redirect_uri(), "http://127.0.0.1:9999/oauth2/callback");
+        assert_eq!(config.public_origin(), "http://127.0.0.1:9999");
+    }
+
+    #[test]
+    fn refuses_a_public_url_that_is_not_http() {
+        let err = parse_public_url("ftp://x").expect_err("ftp").to_string();
+        assert!(err.contains("http://"), "{err}");
+        assert!(parse_public_url("https://latchkey.example/base").is_ok());
+    }
+}

@@ -1,0 +1,145 @@
+//! `GET /oauth2/callback`: checks `state` against the flow and the browser cookie before anything reaches the
+//! provider, then exchanges the code (RFC 6749 §4.1.3) and stores the tokens sealed, in one write.
+
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::http::header::SET_COOKIE;
+use axum::response::{IntoResponse, Response};
+use latchkey_core::model::{AuthFlow, Connection, FailureWrite, Status, TokenWrite};
+use latchkey_core::{Error, Result, Secret};
+use latchkey_crypto::tokens::{constant_time_eq, digest};
+use serde::Deserialize;
+
+use super::cookie;
+use crate::pages;
+use crate::sealing::{self, Column};
+use crate::state::SharedState;
+
+/// The provider's redirect parameters (RFC 6749 §4.1.2, §4.1.2.1).
+#[derive(Debug, Default, Deserialize)]
+pub struct CallbackQuery {
+    state: Option<String>,
+    code: Option<String>,
+    error: Option<String>,
+    error_description: Option<String>,
+}
+
+/// Receives the provider's redirect.
+pub async fn callback(
+    State(state): State<SharedState>,
+    headers: HeaderMap,
+    Query(query): Query<CallbackQuery>,
+) -> Response {
+    let (flow, cookie_name) = match check_state(&state, &headers, &query).await {
+        Ok(found) => found,
+        Err(err) => {
+            tracing::warn!(error = %err, "authorization callback refused");
+            return pages::flow_failure(&state, None, &err);
+        }
+    };
+    let clear = [(SET_COOKIE, cookie::clear(&state.config, &cookie_name))];
+    let connection = match state.store.connection_by_id(&flow.connection_id).await {
+        Ok(Some(connection)) => connection,
+        Ok(None) => {
+            let err = Error::NotFound("the connection was deleted before the authorization finished".to_owned());
+            return (clear, pages::flow_failure(&state, None, &err)).into_response();
+        }
+        Err(err) => return (clear, pages::flow_failure(&state, None, &err)).into_response(),
+    };
+    match finish(&state, &flow, &connection, query).await {
+        Ok(()) => (clear, pages::flow_success(&state, &connection)).into_response(),
+        Err(err) => {
+            let message = err.to_string();
+            let write = FailureWrite {
+                status: Status::Error,
+                last_error: message,
+                failure_count: connection.failure_count,
+                retry_after: None,
+                now: state.clock.now(),
+            };
+            if let Err(store_err) = state.store.record_failure(&connection.id, &write).await {
+                tracing::error!(error = %store_err, "could not record the failed authorization");
+            }
+            tracing::warn!(handle = %connection.handle, error = %err, "authorization failed");
+            (clear, pages::flow_failure(&state, Some(&connection), &err)).into_response()
+        }
+    }
+}
+
+/// Finds the flow of `state`, refusing a missing, unknown, expired, reused or foreign-browser state. Marks the
+/// flow completed, so that it runs at most once.
+async fn check_state(state: &SharedState, headers: &HeaderMap, query: &CallbackQuery) -> Result<(AuthFlow, String)> {
+    let raw_state = query.state.as_deref().filter(|s| !s.is_empty()).ok_or_else(|| {
+        Error::bad_request("the provider's answer carries no state: start the authorization again from latchkey")
+    })?;
+    let state_hash = digest(raw_state);
+    let flow = state.store.flow_by_state(&state_hash).await?.ok_or_else(|| {
+        Error::bad_request("this authorization answer does not belong to any authorization latchkey started: start again from your connection list")
+    })?;
+    let now = state.clock.now();
+    if flow.completed_at.is_some() {
+        return Err(Error::bad_request("this authorization answer was already used: start the authorization again"));
+    }
+    if flow.expires_at <= now {
+        return Err(Error::bad_request(
+            "this authorization took too long and expired: start it again from your connection list",
+        ));
+    }
+    let name = cookie::name(&state.config, &state_hash);
+    let bound = match (cookie::read(headers, &name), &flow.browser_hash) {
+        (Some(value), Some(expected)) => constant_time_eq(&digest(value).0, &expected.0),
+        _ => false,
+    };
+    if !bound {
+        return Err(Error::bad_request(
+            "this authorization was started in another browser (or its cookie was blocked): finish it in the browser that opened the link",
+        ));
+    }
+    if !state.store.complete_flow(&flow.id, now).await? {
+        return Err(Error::bad_request("this authorization answer was already used: start the authorization again"));
+    }
+    Ok((flow, name))
+}
+
+async fn finish(state: &SharedState, flow: &AuthFlow, connection: &Connection, query: CallbackQuery) -> Result<()> {
+    let handle = &connection.handle;
+    if let Some(error) = query.error {
+        let described = latchkey_oauth::describe_provider_error(&error, query.error_description.as_deref());
+        return Err(Error::Provider {
+            message: format!("the provider did not authorize '{handle}': {described}"),
+            retryable: false,
+        });
+    }
+    let code = query.code.filter(|c| !c.is_empty()).map(Secret::new).ok_or_else(|| {
+        Error::bad_request("the provider's answer carries neither a code nor an error: start the authorization again")
+    })?;
+    let verifier = flow
+        .pkce_verifier
+        .as_ref()
+        .map(|sealed| sealing::open_verifier(&state.keyring, &flow.id, sealed))
+        .transpose()?;
+    let client_secret = connection
+        .client_secret
+        .as_ref()
+        .map(|s| sealing::open(&state.keyring, &connection.id, Column::ClientSecret, s))
+        .transpose()?;
+    let response = latchkey_oauth::exchange_code(
+        &state.http,
+        &connection.settings,
+        client_secret.as_ref(),
+        &code,
+        &flow.redirect_uri,
+        verifier.as_ref(),
+    )
+    .await
+    .map_err(|e| Error::Provider {
+        message: format!("exchanging the code of '{handle}' failed: {}", e.describe(&connection.settings.token_url)),
+        retryable: e.is_retryable(),
+    })?;
+    let now = state.clock.now();
+    let (tokens, refresh_at) = state.tokens.tokens_from_response(&connection.id, &response, None, now);
+    let write = TokenWrite { tokens, refresh_at, now, expected_version: None };
+    state.store.save_tokens(&connection.id, &write).await?;
+    tracing::info!(handle = %handle, refresh_token = response.refresh_token.is_some(), "connection authorized");
+    Ok(())
+}

@@ -1,0 +1,6 @@
+//! What the HTTP API, the web UI and the CLI do alike: create and edit connections, make authorization links,
+//! create users and API keys. Handlers stay thin and call these.
+
+pub mod api_keys;
+pub mod connections;
+pub mod users;

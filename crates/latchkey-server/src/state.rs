@@ -1,0 +1,28 @@
+//! The application state every handler and background task shares: trait objects and handles, so that tests swap
+//! parts (a manual clock, a fresh database) without touching the code that uses them.
+
+use std::sync::Arc;
+
+use latchkey_core::Clock;
+use latchkey_core::store::Store;
+use latchkey_crypto::Keyring;
+use latchkey_oauth::HttpClient;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::tokens::TokenService;
+
+/// Everything a request or a background task needs.
+pub struct AppState {
+    pub config: Config,
+    pub store: Arc<dyn Store>,
+    pub keyring: Arc<Keyring>,
+    pub http: HttpClient,
+    pub clock: Arc<dyn Clock>,
+    pub tokens: TokenService,
+    /// Cancelled when the server shuts down; long-running tasks watch it.
+    pub shutdown: CancellationToken,
+}
+
+/// The state as handlers receive it.
+pub type SharedState = Arc<AppState>;

@@ -1,0 +1,393 @@
+//! The token service: answers "a valid access token for this connection", refreshing first when needed.
+//!
+//! Only one refresh per connection is in flight: within a process, callers share one spawned task (so a caller
+//! that disconnects does not cancel it); across processes, a lease in the database decides who calls the
+//! provider, and the write is fenced by the token version that refresh started from.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::FutureExt;
+use futures::future::{BoxFuture, Shared};
+use latchkey_core::model::{Connection, ConnectionId, FailureWrite, Status, StoredTokens, TokenWrite};
+use latchkey_core::store::Store;
+use latchkey_core::{Clock, Error, Result, Secret, Timestamp};
+use latchkey_crypto::Keyring;
+use latchkey_oauth::{HttpClient, OAuthError, TokenResponse};
+
+use super::policy::{RefreshPolicy, is_expired};
+use crate::sealing::{self, Column};
+
+/// How long a refresh lease lasts; longer than the outbound request timeout.
+const LEASE_SECS: i64 = 60;
+/// How long a caller waits for another process's refresh before giving up.
+const FOREIGN_REFRESH_WAIT: Duration = Duration::from_secs(70);
+/// How often a caller looks whether another process's refresh has landed.
+const FOREIGN_REFRESH_POLL: Duration = Duration::from_millis(100);
+
+/// An access token ready to hand out.
+#[derive(Debug, Clone)]
+pub struct FreshToken {
+    pub token: Secret,
+    pub token_type: String,
+    pub expires_at: Option<Timestamp>,
+}
+
+type SharedRefresh = Shared<BoxFuture<'static, Result<FreshToken>>>;
+
+/// Serves and refreshes tokens. Cheap to clone.
+#[derive(Clone)]
+pub struct TokenService {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Arc<dyn Store>,
+    keyring: Arc<Keyring>,
+    http: HttpClient,
+    clock: Arc<dyn Clock>,
+    policy: RefreshPolicy,
+    /// Identifies this process as a lease holder.
+    owner: String,
+    inflight: Mutex<HashMap<ConnectionId, SharedRefresh>>,
+}
+
+impl TokenService {
+    /// A token service over these parts.
+    #[must_use]
+    pub fn new(
+        store: Arc<dyn Store>,
+        keyring: Arc<Keyring>,
+        http: HttpClient,
+        clock: Arc<dyn Clock>,
+        policy: RefreshPolicy,
+    ) -> Self {
+        let owner = format!("{}-{}", std::process::id(), uuid::Uuid::new_v4());
+        Self { inner: Arc::new(Inner { store, keyring, http, clock, policy, owner, inflight: Mutex::default() }) }
+    }
+
+    /// The refresh policy in force.
+    #[must_use]
+    pub fn policy(&self) -> RefreshPolicy {
+        self.inner.policy
+    }
+
+    /// A valid access token of `connection`, refreshed first when it is due (or when `force` is set).
+    ///
+    /// A fresh token costs one AEAD open and no further database access.
+    ///
+    /// # Errors
+    /// `Conflict` when the connection is not authorized or its token expired without a refresh token,
+    /// `NeedsReauth` when the provider refused the refresh token, `Provider` when the provider failed and the
+    /// stored token is no longer valid.
+    pub async fn token(&self, connection: &Connection, force: bool) -> Result<FreshToken> {
+        let handle = &connection.handle;
+        let tokens = match (&connection.status, &connection.tokens) {
+            (Status::NeedsReauth, _) => {
+                let why = connection.last_error.clone().unwrap_or_else(|| {
+                    format!("the provider no longer accepts the authorization of '{handle}': reconnect '{handle}' in the latchkey UI")
+                });
+                return Err(Error::NeedsReauth(why));
+            }
+            (Status::Pending, _) | (_, None) => {
+                return Err(Error::conflict(
+                    "not_connected",
+                    format!(
+                        "'{handle}' is not authorized yet: open its authorization link, or reconnect it in the latchkey UI"
+                    ),
+                ));
+            }
+            (_, Some(tokens)) => tokens,
+        };
+        let now = self.inner.clock.now();
+        if !force && !self.inner.policy.is_due(tokens, now) {
+            return self.inner.fresh(connection, tokens);
+        }
+        if tokens.refresh_token.is_none() {
+            if force {
+                return Err(Error::conflict(
+                    "no_refresh_token",
+                    format!(
+                        "'{handle}' cannot be refreshed: the provider issued no refresh token. Reconnect '{handle}' in the latchkey UI for a new token"
+                    ),
+                ));
+            }
+            if is_expired(tokens, now) {
+                return Err(self.inner.expired_without_refresh_token(connection, tokens, now).await);
+            }
+            return self.inner.fresh(connection, tokens);
+        }
+        if !force && connection.retry_after.is_some_and(|at| at > now) {
+            if !is_expired(tokens, now) {
+                return self.inner.fresh(connection, tokens);
+            }
+            let last = connection.last_error.as_deref().unwrap_or("the last refresh failed");
+            let at = connection.retry_after.map(Timestamp::to_rfc3339).unwrap_or_default();
+            return Err(Error::Provider {
+                message: format!("the token of '{handle}' has expired and {last}; latchkey tries again at {at}"),
+                retryable: true,
+            });
+        }
+        match self.refresh(&connection.id, Some(connection.token_version)).await {
+            Ok(fresh) => Ok(fresh),
+            // A passing provider failure while the stored token is still valid: hand that one out.
+            Err(err) if err.is_retryable() && !force && !is_expired(tokens, now) => {
+                tracing::warn!(handle = %handle, error = %err, "refresh failed; serving the still-valid token");
+                self.inner.fresh(connection, tokens)
+            }
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Refreshes the connection if it is still due (used by the background refresher).
+    ///
+    /// # Errors
+    /// As [`TokenService::token`].
+    pub async fn refresh_if_due(&self, id: &ConnectionId) -> Result<()> {
+        self.refresh(id, None).await.map(|_| ())
+    }
+
+    /// Joins the refresh in flight for `id`, or starts one. `seen_version` is the token version the caller read;
+    /// when the stored version has moved past it, somebody else refreshed and no provider call is made. With
+    /// `None`, the refresh happens only if the stored token is still due.
+    async fn refresh(&self, id: &ConnectionId, seen_version: Option<i64>) -> Result<FreshToken> {
+        let shared = {
+            let mut inflight = self.inner.inflight.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some(existing) = inflight.get(id) {
+                existing.clone()
+            } else {
+                let inner = Arc::clone(&self.inner);
+                let task_id = id.clone();
+                let task = tokio::spawn(async move {
+                    let outcome = inner.refresh_once(&task_id, seen_version).await;
+                    inner.inflight.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&task_id);
+                    outcome
+                });
+                let shared = async move {
+                    task.await.unwrap_or_else(|e| Err(Error::Internal(format!("the refresh task failed: {e}"))))
+                }
+                .boxed()
+                .shared();
+                inflight.insert(id.clone(), shared.clone());
+                shared
+            }
+        };
+        shared.await
+    }
+
+    /// Turns a token endpoint answer into the stored form, sealed for connection `id`.
+    #[must_use]
+    pub fn tokens_from_response(
+        &self,
+        id: &ConnectionId,
+        response: &TokenResponse,
+        previous: Option<&StoredTokens>,
+        now: Timestamp,
+    ) -> (StoredTokens, Option<Timestamp>) {
+        self.inner.tokens_from_response(id, response, previous, now)
+    }
+}
+
+impl Inner {
+    fn fresh(&self, connection: &Connection, tokens: &StoredTokens) -> Result<FreshToken> {
+        let token = sealing::open(&self.keyring, &connection.id, Column::AccessToken, &tokens.access_token)?;
+        Ok(FreshToken { token, token_type: tokens.token_type.clone(), expires_at: tokens.expires_at })
+    }
+
+    async fn expired_without_refresh_token(
+        &self,
+        connection: &Connection,
+        tokens: &StoredTokens,
+        now: Timestamp,
+    ) -> Error {
+        let handle = &connection.handle;
+        let at = tokens.expires_at.map(Timestamp::to_rfc3339).unwrap_or_default();
+        let message = format!(
+            "the access token of '{handle}' expired at {at} and the provider issued no refresh token: reconnect '{handle}' in the latchkey UI"
+        );
+        let write = FailureWrite {
+            status: Status::NeedsReauth,
+            last_error: message.clone(),
+            failure_count: connection.failure_count,
+            retry_after: None,
+            now,
+        };
+        if let Err(e) = self.store.record_failure(&connection.id, &write).await {
+            return e;
+        }
+        tracing::info!(handle = %handle, "token expired without a refresh token; connection needs re-authorization");
+        Error::conflict("token_expired", message)
+    }
+
+    async fn load(&self, id: &ConnectionId) -> Result<Connection> {
+        self.store
+            .connection_by_id(id)
+            .await?
+            .ok_or_else(|| Error::NotFound("the connection was deleted while it was being refreshed".to_owned()))
+    }
+
+    /// Claims the lease (or waits for the process that holds it), then refreshes unless somebody already did.
+    async fn refresh_once(&self, id: &ConnectionId, seen_version: Option<i64>) -> Result<FreshToken> {
+        let deadline = tokio::time::Instant::now() + FOREIGN_REFRESH_WAIT;
+        loop {
+            let now = self.clock.now();
+            if self.store.claim_refresh(id, &self.owner, now, now.plus_secs(LEASE_SECS)).await? {
+                break;
+            }
+            // Another process is refreshing: wait for its result to land.
+            let current = self.load(id).await?;
+            if let Some(result) = self.already_refreshed(&current, seen_version) {
+                return result;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(Error::Provider {
+                    message: format!(
+                        "another latchkey process has been refreshing '{}' for too long; try again shortly",
+                        current.handle
+                    ),
+                    retryable: true,
+                });
+            }
+            tokio::time::sleep(FOREIGN_REFRESH_POLL).await;
+        }
+        let outcome = self.refresh_claimed(id, seen_version).await;
+        if outcome.is_err() {
+            // Failures release the lease in their write; this covers errors before any write.
+            let _ = self.store.release_refresh(id, &self.owner).await;
+        }
+        outcome
+    }
+
+    /// `Some` when the stored token no longer needs this refresh: somebody moved the version past what the caller
+    /// saw, or (background refresh) the token is not due any more.
+    fn already_refreshed(&self, current: &Connection, seen_version: Option<i64>) -> Option<Result<FreshToken>> {
+        let tokens = current.tokens.as_ref()?;
+        let done = match seen_version {
+            Some(seen) => current.token_version > seen,
+            None => !self.policy.is_due(tokens, self.clock.now()),
+        };
+        (done && current.status == Status::Connected).then(|| self.fresh(current, tokens))
+    }
+
+    async fn refresh_claimed(&self, id: &ConnectionId, seen_version: Option<i64>) -> Result<FreshToken> {
+        let connection = self.load(id).await?;
+        if let Some(result) = self.already_refreshed(&connection, seen_version) {
+            self.store.release_refresh(id, &self.owner).await?;
+            return result;
+        }
+        let handle = connection.handle.clone();
+        let Some(tokens) = connection.tokens.as_ref() else {
+            return Err(Error::conflict("not_connected", format!("'{handle}' is not authorized yet")));
+        };
+        let Some(sealed_refresh) = tokens.refresh_token.as_ref() else {
+            return Err(Error::conflict("no_refresh_token", format!("'{handle}' has no refresh token")));
+        };
+        let refresh_token = sealing::open(&self.keyring, id, Column::RefreshToken, sealed_refresh)?;
+        let client_secret = connection
+            .client_secret
+            .as_ref()
+            .map(|s| sealing::open(&self.keyring, id, Column::ClientSecret, s))
+            .transpose()?;
+        let endpoint = connection.settings.refresh_endpoint().to_owned();
+        tracing::debug!(handle = %handle, "refreshing the access token");
+        let answer =
+            latchkey_oauth::refresh(&self.http, &connection.settings, client_secret.as_ref(), &refresh_token).await;
+        let now = self.clock.now();
+        match answer {
+            Ok(response) => {
+                let (stored, refresh_at) = self.tokens_from_response(id, &response, Some(tokens), now);
+                let write =
+                    TokenWrite { tokens: stored, refresh_at, now, expected_version: Some(connection.token_version) };
+                if self.store.save_tokens(id, &write).await? {
+                    tracing::info!(handle = %handle, rotated = response.refresh_token.is_some(), "access token refreshed");
+                    return Ok(FreshToken {
+                        token: response.access_token.clone(),
+                        token_type: write.tokens.token_type,
+                        expires_at: write.tokens.expires_at,
+                    });
+                }
+                // Somebody wrote in between (our lease had run out): theirs is the current token.
+                tracing::warn!(handle = %handle, "a concurrent refresh landed first; using its token");
+                let current = self.load(id).await?;
+                let tokens = current.tokens.as_ref().ok_or_else(|| Error::Internal("tokens vanished".into()))?;
+                self.fresh(&current, tokens)
+            }
+            Err(err) => self.refresh_failed(&connection, &endpoint, &err, now).await,
+        }
+    }
+
+    async fn refresh_failed(
+        &self,
+        connection: &Connection,
+        endpoint: &str,
+        err: &OAuthError,
+        now: Timestamp,
+    ) -> Result<FreshToken> {
+        let handle = &connection.handle;
+        let described = err.describe(endpoint);
+        if err.needs_reauth() {
+            // A sibling may have rotated the refresh token while we used the old one.
+            if let Ok(current) = self.load(&connection.id).await
+                && current.token_version > connection.token_version
+                && let Some(Ok(fresh)) = self.already_refreshed(&current, Some(connection.token_version))
+            {
+                let _ = self.store.release_refresh(&connection.id, &self.owner).await;
+                tracing::info!(handle = %handle, "refresh token was rotated by a sibling; using its token");
+                return Ok(fresh);
+            }
+            let message = format!(
+                "the provider rejected the refresh token of '{handle}' ({described}): reconnect '{handle}' in the latchkey UI"
+            );
+            let write = FailureWrite {
+                status: Status::NeedsReauth,
+                last_error: message.clone(),
+                failure_count: connection.failure_count + 1,
+                retry_after: None,
+                now,
+            };
+            self.store.record_failure(&connection.id, &write).await?;
+            tracing::warn!(handle = %handle, error = %described, "refresh token rejected; connection needs re-authorization");
+            return Err(Error::NeedsReauth(message));
+        }
+        let failures = connection.failure_count + 1;
+        let wait = RefreshPolicy::backoff_secs(failures, err.retry_after());
+        let message = format!("refreshing '{handle}' failed: {described}");
+        let write = FailureWrite {
+            status: Status::Error,
+            last_error: message.clone(),
+            failure_count: failures,
+            retry_after: Some(now.plus_secs(wait)),
+            now,
+        };
+        self.store.record_failure(&connection.id, &write).await?;
+        tracing::warn!(handle = %handle, error = %described, failures, retry_in_secs = wait, "refresh failed");
+        Err(Error::Provider { message, retryable: err.is_retryable() })
+    }
+
+    fn tokens_from_response(
+        &self,
+        id: &ConnectionId,
+        response: &TokenResponse,
+        previous: Option<&StoredTokens>,
+        now: Timestamp,
+    ) -> (StoredTokens, Option<Timestamp>) {
+        let access_token = sealing::seal(&self.keyring, id, Column::AccessToken, &response.access_token);
+        let refresh_token = match &response.refresh_token {
+            Some(new) => Some(sealing::seal(&self.keyring, id, Column::RefreshToken, new)),
+            None => previous.and_then(|p| p.refresh_token.clone()),
+        };
+        let expires_at = response.expires_in.map(|secs| now.plus_secs(i64::try_from(secs).unwrap_or(i64::MAX / 2)));
+        let scope = response.scope.clone().or_else(|| previous.and_then(|p| p.scope.clone()));
+        let stored = StoredTokens {
+            access_token,
+            refresh_token,
+            token_type: response.token_type.clone(),
+            expires_at,
+            obtained_at: now,
+            scope,
+        };
+        let refresh_at = if stored.refresh_token.is_some() { self.policy.refresh_at(now, expires_at) } else { None };
+        (stored, refresh_at)
+    }
+}

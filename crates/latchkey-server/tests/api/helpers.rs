@@ -1,0 +1,216 @@
+//! Starts the real server on a random loopback port with a fresh SQLite file and a manual clock, and offers the
+//! steps a test story needs: a user with an API key, a connection authorized through the real flow.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use latchkey_core::model::User;
+use latchkey_core::{Clock, ManualClock, Secret};
+use latchkey_crypto::keyfile::KeySource;
+use latchkey_server::service::{api_keys, users};
+use latchkey_server::state::SharedState;
+use latchkey_server::{Application, Config};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+use crate::provider::MockProvider;
+
+/// What a test may change about the server it starts.
+#[derive(Clone)]
+pub struct Options {
+    pub refresher_interval: Duration,
+    pub dir: Option<Arc<tempfile::TempDir>>,
+    pub key_source: Option<KeySource>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        // The refresher stays out of the way unless a test asks for it.
+        Self { refresher_interval: Duration::from_secs(3600), dir: None, key_source: None }
+    }
+}
+
+/// A running server.
+pub struct TestApp {
+    pub address: String,
+    pub state: SharedState,
+    pub clock: Arc<ManualClock>,
+    pub dir: Arc<tempfile::TempDir>,
+    pub setup_link: Option<String>,
+    pub http: reqwest::Client,
+    shutdown: CancellationToken,
+    server: Option<tokio::task::JoinHandle<()>>,
+}
+
+pub fn config_for(dir: &std::path::Path, options: &Options) -> Config {
+    Config {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        database_url: format!("sqlite://{}", dir.join("latchkey.db").display()),
+        // Port 0: the application puts the port it bound into the public URL.
+        public_url: url::Url::parse("http://127.0.0.1:0").expect("url"),
+        key_source: options.key_source.clone().unwrap_or_else(|| KeySource::File(dir.join("master.key"))),
+        allow_private_networks: true,
+        refresh_window: None,
+        refresher_interval: options.refresher_interval,
+        authorization_link_ttl: Duration::from_secs(600),
+    }
+}
+
+/// Starts a server with default options.
+pub async fn spawn_app() -> TestApp {
+    spawn_with(Options::default()).await
+}
+
+/// Starts a server.
+pub async fn spawn_with(options: Options) -> TestApp {
+    try_spawn(options).await.expect("the server starts")
+}
+
+/// Starts a server, or says why it would not start.
+pub async fn try_spawn(options: Options) -> anyhow::Result<TestApp> {
+    let dir = options.dir.clone().unwrap_or_else(|| Arc::new(tempfile::tempdir().expect("temp dir")));
+    let config = config_for(dir.path(), &options);
+    let clock = Arc::new(ManualClock::starting_now());
+    let app = Application::build(config, Arc::clone(&clock) as Arc<dyn Clock>).await?;
+    let state = app.state();
+    let port = app.port();
+    let setup_link = app.setup_link().map(str::to_owned);
+    let shutdown = CancellationToken::new();
+    let stop = shutdown.clone();
+    let server = tokio::spawn(async move {
+        app.run(stop).await.expect("server runs");
+    });
+    Ok(TestApp {
+        address: format!("http://127.0.0.1:{port}"),
+        state,
+        clock,
+        dir,
+        setup_link,
+        http: browser(),
+        shutdown,
+        server: Some(server),
+    })
+}
+
+/// A client that follows redirects and keeps cookies, as a browser would.
+pub fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::limited(10))
+        .no_proxy()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client")
+}
+
+/// A distinctive secret value, easy to search for in files and logs.
+pub fn secret(label: &str) -> String {
+    format!("{label}-SECRET-{}", uuid::Uuid::new_v4().simple())
+}
+
+/// A user and an API key of theirs.
+pub struct Caller {
+    pub user: User,
+    pub key: String,
+}
+
+impl TestApp {
+    /// Stops the server and waits for it.
+    pub async fn stop(mut self) -> Arc<tempfile::TempDir> {
+        self.shutdown.cancel();
+        if let Some(server) = self.server.take() {
+            let _ = server.await;
+        }
+        Arc::clone(&self.dir)
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    pub fn database_path(&self) -> PathBuf {
+        self.dir.path().join("latchkey.db")
+    }
+
+    /// Creates a user with an API key (optionally limited to handles).
+    pub async fn caller(&self, username: &str, handles: Option<&[&str]>) -> Caller {
+        let now = self.clock.now();
+        let user = users::new_user(username, &Secret::new("correct horse battery"), false, now).expect("user");
+        users::create(self.state.store.as_ref(), &user).await.expect("user stored");
+        let handles = handles.map(|hs| hs.iter().map(|h| latchkey_core::Handle::parse(h).expect("handle")).collect());
+        let (_, key) = api_keys::create(self.state.store.as_ref(), &user, "test", handles, now).await.expect("api key");
+        Caller { user, key: key.expose().to_owned() }
+    }
+
+    /// Sends an API request with the caller's key.
+    pub async fn api(&self, caller: &Caller, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut request = self.http.request(method, self.url(path)).bearer_auth(&caller.key);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("request");
+        let status = response.status().as_u16();
+        let text = response.text().await.expect("body");
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    /// Asks for the token of `handle`.
+    pub async fn token(&self, caller: &Caller, handle: &str) -> (u16, Value) {
+        self.api(caller, reqwest::Method::GET, &format!("/api/v1/connections/{handle}/token"), None).await
+    }
+
+    /// The body of a connection pointing at `provider`.
+    pub fn connection_body(handle: &str, provider: &MockProvider, client_secret: &str) -> Value {
+        json!({
+            "handle": handle,
+            "name": format!("Test {handle}"),
+            "provider": "custom",
+            "authorization_url": provider.authorization_url(),
+            "token_url": provider.token_url(),
+            "client_id": "client-1",
+            "client_secret": client_secret,
+            "scopes": "read write",
+        })
+    }
+
+    /// Creates a connection and returns its authorization link.
+    pub async fn create_connection(
+        &self,
+        caller: &Caller,
+        handle: &str,
+        provider: &MockProvider,
+        client_secret: &str,
+    ) -> String {
+        let body = Self::connection_body(handle, provider, client_secret);
+        let (status, answer) = self.api(caller, reqwest::Method::POST, "/api/v1/connections", Some(body)).await;
+        assert_eq!(status, 201, "create answered {answer}");
+        answer["authorization_link"].as_str().expect("authorization_link").to_owned()
+    }
+
+    /// Follows an authorization link like a browser: start, provider consent, callback. Returns the final
+    /// status and page.
+    pub async fn follow(&self, link: &str) -> (u16, String) {
+        let browser = browser();
+        let response = browser.get(link).send().await.expect("follow link");
+        let status = response.status().as_u16();
+        (status, response.text().await.expect("page"))
+    }
+
+    /// Creates a connection and authorizes it; returns the caller-visible handle.
+    pub async fn connect(&self, caller: &Caller, handle: &str, provider: &MockProvider, client_secret: &str) {
+        let link = self.create_connection(caller, handle, provider, client_secret).await;
+        let (status, page) = self.follow(&link).await;
+        assert_eq!(status, 200, "callback page: {page}");
+        assert!(page.contains("Connected"), "{page}");
+    }
+}
+
+/// Polls `check` until it holds, for at most 10 seconds.
+pub async fn wait_for(what: &str, mut check: impl AsyncFnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !check().await {
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

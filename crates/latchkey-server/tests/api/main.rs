@@ -1,0 +1,9 @@
+//! End-to-end tests of the HTTP API and the OAuth flow: the real server on a random loopback port, a real SQLite
+//! file, and a mock provider on loopback that each test controls.
+
+mod flow;
+mod helpers;
+mod provider;
+mod refresh;
+mod storage;
+mod validation;

@@ -1,0 +1,99 @@
+//! What is on disk: nothing in clear, values bound to their row, a restart losing nothing, a wrong key refused.
+
+use std::sync::Arc;
+
+use crate::helpers::{Options, secret, spawn_app, spawn_with, try_spawn};
+use crate::provider::MockProvider;
+
+#[tokio::test]
+async fn a_restart_loses_nothing() {
+    let app = spawn_app().await;
+    let provider = MockProvider::start("client-1", "s").await;
+    let alice = app.caller("alice", None).await;
+    app.connect(&alice, "crm", &provider, "s").await;
+    let (_, before) = app.token(&alice, "crm").await;
+    let dir = app.stop().await;
+
+    let again = spawn_with(Options { dir: Some(Arc::clone(&dir)), ..Options::default() }).await;
+    assert!(again.setup_link.is_none(), "users survived the restart");
+    let (status, after) = again.token(&alice, "crm").await;
+    assert_eq!(status, 200, "{after}");
+    assert_eq!(after["token"], before["token"]);
+}
+
+#[tokio::test]
+async fn the_database_files_hold_no_secret_in_clear() {
+    let app = spawn_app().await;
+    let client_secret = secret("cs");
+    let provider = MockProvider::start("client-1", &client_secret).await;
+    provider.set_rotate_refresh_tokens(true);
+    let alice = app.caller("alice", None).await;
+    app.connect(&alice, "crm", &provider, &client_secret).await;
+    app.clock.advance(3600);
+    assert_eq!(app.token(&alice, "crm").await.0, 200);
+
+    let mut needles = provider.issued_tokens();
+    needles.push(client_secret.clone());
+    needles.push(alice.key.clone());
+    let dir = app.dir.path().to_owned();
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).expect("dir") {
+        let path = entry.expect("entry").path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
+        if !name.starts_with("latchkey.db") {
+            continue;
+        }
+        let bytes = std::fs::read(&path).expect("read");
+        for needle in &needles {
+            assert!(!contains(&bytes, needle.as_bytes()), "{name} holds {needle} in clear");
+        }
+        checked += 1;
+    }
+    assert!(checked >= 2, "the database and its WAL were both checked");
+    // The needles are real: the provider did issue them.
+    assert!(needles.iter().any(|n| n.starts_with("at-")));
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[tokio::test]
+async fn a_sealed_value_moved_to_another_row_does_not_open() {
+    let app = spawn_app().await;
+    let provider = MockProvider::start("client-1", "s").await;
+    let alice = app.caller("alice", None).await;
+    app.connect(&alice, "one", &provider, "s").await;
+    app.connect(&alice, "two", &provider, "s").await;
+
+    let url = format!("sqlite://{}", app.database_path().display());
+    let pool = sqlx::SqlitePool::connect(&url).await.expect("open the database directly");
+    sqlx::query(
+        "UPDATE connections SET access_token = (SELECT access_token FROM connections WHERE handle = 'one') \
+         WHERE handle = 'two'",
+    )
+    .execute(&pool)
+    .await
+    .expect("copy the sealed token");
+    pool.close().await;
+
+    assert_eq!(app.token(&alice, "one").await.0, 200);
+    let (status, body) = app.token(&alice, "two").await;
+    assert_eq!(status, 500, "{body}");
+    assert!(!body.to_string().contains("at-"), "no token leaks: {body}");
+}
+
+#[tokio::test]
+async fn a_wrong_master_key_is_refused_at_start() {
+    let app = spawn_app().await;
+    let dir = app.stop().await;
+    let wrong = latchkey_crypto::MasterKey::generate();
+    let options = Options {
+        dir: Some(Arc::clone(&dir)),
+        key_source: Some(latchkey_crypto::keyfile::KeySource::Env(wrong.to_base64().to_string())),
+        ..Options::default()
+    };
+    let err = try_spawn(options).await.err().expect("a wrong key must not start");
+    let message = format!("{err:#}");
+    assert!(message.contains("master key"), "{message}");
+}
