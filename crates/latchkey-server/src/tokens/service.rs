@@ -36,6 +36,13 @@ pub struct FreshToken {
 
 type SharedRefresh = Shared<BoxFuture<'static, Result<FreshToken>>>;
 
+/// What a caller saw of the connection before asking for a refresh.
+#[derive(Debug, Clone, Copy)]
+struct Seen {
+    version: i64,
+    failures: i64,
+}
+
 /// Serves and refreshes tokens. Cheap to clone.
 #[derive(Clone)]
 pub struct TokenService {
@@ -129,7 +136,8 @@ impl TokenService {
                 retryable: true,
             });
         }
-        match self.refresh(&connection.id, Some(connection.token_version)).await {
+        let seen = Seen { version: connection.token_version, failures: connection.failure_count };
+        match self.refresh(&connection.id, Some(seen)).await {
             Ok(fresh) => Ok(fresh),
             // A passing provider failure while the stored token is still valid: hand that one out.
             Err(err) if err.is_retryable() && !force && !is_expired(tokens, now) => {
@@ -148,10 +156,10 @@ impl TokenService {
         self.refresh(id, None).await.map(|_| ())
     }
 
-    /// Joins the refresh in flight for `id`, or starts one. `seen_version` is the token version the caller read;
-    /// when the stored version has moved past it, somebody else refreshed and no provider call is made. With
-    /// `None`, the refresh happens only if the stored token is still due.
-    async fn refresh(&self, id: &ConnectionId, seen_version: Option<i64>) -> Result<FreshToken> {
+    /// Joins the refresh in flight for `id`, or starts one. `seen` is what the caller read; when the stored token
+    /// version has moved past it, somebody else refreshed and no provider call is made. With `None`, the refresh
+    /// happens only if the stored token is still due.
+    async fn refresh(&self, id: &ConnectionId, seen: Option<Seen>) -> Result<FreshToken> {
         let shared = {
             let mut inflight = self.inner.inflight.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             if let Some(existing) = inflight.get(id) {
@@ -160,7 +168,7 @@ impl TokenService {
                 let inner = Arc::clone(&self.inner);
                 let task_id = id.clone();
                 let task = tokio::spawn(async move {
-                    let outcome = inner.refresh_once(&task_id, seen_version).await;
+                    let outcome = inner.refresh_once(&task_id, seen).await;
                     inner.inflight.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&task_id);
                     outcome
                 });
@@ -228,7 +236,7 @@ impl Inner {
     }
 
     /// Claims the lease (or waits for the process that holds it), then refreshes unless somebody already did.
-    async fn refresh_once(&self, id: &ConnectionId, seen_version: Option<i64>) -> Result<FreshToken> {
+    async fn refresh_once(&self, id: &ConnectionId, seen: Option<Seen>) -> Result<FreshToken> {
         let deadline = tokio::time::Instant::now() + FOREIGN_REFRESH_WAIT;
         loop {
             let now = self.clock.now();
@@ -237,7 +245,7 @@ impl Inner {
             }
             // Another process is refreshing: wait for its result to land.
             let current = self.load(id).await?;
-            if let Some(result) = self.already_refreshed(&current, seen_version) {
+            if let Some(result) = self.settled(&current, seen) {
                 return result;
             }
             if tokio::time::Instant::now() >= deadline {
@@ -251,7 +259,7 @@ impl Inner {
             }
             tokio::time::sleep(FOREIGN_REFRESH_POLL).await;
         }
-        let outcome = self.refresh_claimed(id, seen_version).await;
+        let outcome = self.refresh_claimed(id, seen).await;
         if outcome.is_err() {
             // Failures release the lease in their write; this covers errors before any write.
             let _ = self.store.release_refresh(id, &self.owner).await;
@@ -259,20 +267,32 @@ impl Inner {
         outcome
     }
 
-    /// `Some` when the stored token no longer needs this refresh: somebody moved the version past what the caller
-    /// saw, or (background refresh) the token is not due any more.
-    fn already_refreshed(&self, current: &Connection, seen_version: Option<i64>) -> Option<Result<FreshToken>> {
-        let tokens = current.tokens.as_ref()?;
-        let done = match seen_version {
-            Some(seen) => current.token_version > seen,
-            None => !self.policy.is_due(tokens, self.clock.now()),
-        };
-        (done && current.status == Status::Connected).then(|| self.fresh(current, tokens))
+    /// `Some` when the stored row already answers this refresh: somebody refreshed since the caller looked (or,
+    /// for a background refresh, the token is not due any more), or somebody's attempt since then failed.
+    fn settled(&self, current: &Connection, seen: Option<Seen>) -> Option<Result<FreshToken>> {
+        if let Some(tokens) = current.tokens.as_ref() {
+            let refreshed = match seen {
+                Some(seen) => current.token_version > seen.version,
+                None => !self.policy.is_due(tokens, self.clock.now()),
+            };
+            if refreshed && current.status == Status::Connected {
+                return Some(self.fresh(current, tokens));
+            }
+        }
+        let last_error = || current.last_error.clone().unwrap_or_else(|| "the last refresh failed".to_owned());
+        if current.status == Status::NeedsReauth {
+            return Some(Err(Error::NeedsReauth(last_error())));
+        }
+        let failed_since = seen.is_none_or(|seen| current.failure_count > seen.failures);
+        if failed_since && current.retry_after.is_some_and(|at| at > self.clock.now()) {
+            return Some(Err(Error::Provider { message: last_error(), retryable: true }));
+        }
+        None
     }
 
-    async fn refresh_claimed(&self, id: &ConnectionId, seen_version: Option<i64>) -> Result<FreshToken> {
+    async fn refresh_claimed(&self, id: &ConnectionId, seen: Option<Seen>) -> Result<FreshToken> {
         let connection = self.load(id).await?;
-        if let Some(result) = self.already_refreshed(&connection, seen_version) {
+        if let Some(result) = self.settled(&connection, seen) {
             self.store.release_refresh(id, &self.owner).await?;
             return result;
         }
@@ -330,7 +350,7 @@ impl Inner {
             // A sibling may have rotated the refresh token while we used the old one.
             if let Ok(current) = self.load(&connection.id).await
                 && current.token_version > connection.token_version
-                && let Some(Ok(fresh)) = self.already_refreshed(&current, Some(connection.token_version))
+                && let Some(Ok(fresh)) = self.settled(&current, Some(Seen { version: connection.token_version, failures: connection.failure_count }))
             {
                 let _ = self.store.release_refresh(&connection.id, &self.owner).await;
                 tracing::info!(handle = %handle, "refresh token was rotated by a sibling; using its token");

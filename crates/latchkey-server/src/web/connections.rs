@@ -15,7 +15,7 @@ use super::form::{ConnectionForm, FORM_FIELDS, FormError, FormValues, TokenForm,
 use super::reply;
 use super::session::WebUser;
 use super::views::{ConnectionFormPage, ConnectionRow, DeletePage, ListPage, Nav};
-use crate::service::connections::{self as service};
+use crate::service::connections as service;
 use crate::state::SharedState;
 
 /// A handle from the path; one that cannot exist is simply not found.

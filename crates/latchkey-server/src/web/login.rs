@@ -60,13 +60,14 @@ pub async fn login_page(State(state): State<SharedState>, headers: HeaderMap) ->
 pub async fn login(
     State(state): State<SharedState>,
     _origin: SameOrigin,
+    headers: HeaderMap,
     WebForm(form): WebForm<CredentialsForm>,
 ) -> Response {
     let password = Secret::new(form.password);
     let username = form.username.trim().to_owned();
     let result = service::users::login(&state, &username, &password).await;
     let err = match result {
-        Ok(user) => match session::start(&state, &user).await {
+        Ok(user) => match session::replace(&state, &headers, &user).await {
             Ok((_, cookie)) => return ([(SET_COOKIE, cookie)], Redirect::to("/connections")).into_response(),
             Err(err) => err,
         },

@@ -78,6 +78,18 @@ pub async fn start(state: &AppState, user: &User) -> Result<(Session, String)> {
     Ok((session, set_cookie(state.config.is_https(), &id, SESSION_TTL_SECS)))
 }
 
+/// Starts a session for `user` and ends the one the request's cookie names, if any, so that logging in again
+/// leaves no orphaned session behind.
+///
+/// # Errors
+/// Storage failures.
+pub async fn replace(state: &AppState, headers: &HeaderMap, user: &User) -> Result<(Session, String)> {
+    if let Some(old) = read_cookie(headers, cookie_name(state.config.is_https())) {
+        state.store.delete_session(&digest(old)).await?;
+    }
+    start(state, user).await
+}
+
 /// The unexpired session the request's cookie names, with its user.
 ///
 /// # Errors

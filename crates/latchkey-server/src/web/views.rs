@@ -3,7 +3,7 @@
 
 use askama::Template;
 use latchkey_core::Timestamp;
-use latchkey_core::model::{Connection, Session, User};
+use latchkey_core::model::{Connection, Session, Status, User};
 
 use super::form::{FormError, FormValues};
 use crate::config::Config;
@@ -91,7 +91,7 @@ impl ConnectionRow {
             last_error: connection.last_error.clone(),
             expires_at: connection.tokens.as_ref().and_then(|t| t.expires_at).map(Timestamp::to_rfc3339),
             has_token: connection.tokens.is_some(),
-            needs_attention: connection.status != latchkey_core::model::Status::Connected,
+            needs_attention: connection.status != Status::Connected,
             curl: format!("curl -H \"Authorization: Bearer $LATCHKEY_API_KEY\" {token_url}"),
             cli: format!("latchkey token {handle}"),
             handle,

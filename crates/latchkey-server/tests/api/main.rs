@@ -5,5 +5,6 @@ mod flow;
 mod helpers;
 mod provider;
 mod refresh;
+mod replicas;
 mod storage;
 mod validation;
