@@ -350,7 +350,10 @@ impl Inner {
             // A sibling may have rotated the refresh token while we used the old one.
             if let Ok(current) = self.load(&connection.id).await
                 && current.token_version > connection.token_version
-                && let Some(Ok(fresh)) = self.settled(&current, Some(Seen { version: connection.token_version, failures: connection.failure_count }))
+                && let Some(Ok(fresh)) = self.settled(
+                    &current,
+                    Some(Seen { version: connection.token_version, failures: connection.failure_count }),
+                )
             {
                 let _ = self.store.release_refresh(&connection.id, &self.owner).await;
                 tracing::info!(handle = %handle, "refresh token was rotated by a sibling; using its token");
