@@ -44,6 +44,13 @@ impl From<&str> for Secret {
     }
 }
 
+impl<'de> serde::Deserialize<'de> for Secret {
+    /// Reads a secret from a JSON string (for example a `client_secret` in a request body).
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(Self::new)
+    }
+}
+
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("[redacted]")
@@ -87,6 +94,13 @@ mod tests {
         assert_eq!(format!("{secret}"), "[redacted]");
         assert_eq!(format!("{:?}", Some(secret.clone())), "Some([redacted])");
         assert_eq!(secret.expose(), "hunter2-very-secret");
+    }
+
+    #[test]
+    fn deserialises_from_a_string_and_stays_redacted() {
+        let secret: Secret = serde_json::from_str("\"from-json\"").expect("parses");
+        assert_eq!(secret.expose(), "from-json");
+        assert_eq!(format!("{secret:?}"), "[redacted]");
     }
 
     #[test]

@@ -31,8 +31,8 @@ pub struct ConnectionInput {
     pub token_url: Option<String>,
     pub client_id: Option<String>,
     /// Write-only: never returned.
-    #[schema(format = Password)]
-    pub client_secret: Option<String>,
+    #[schema(value_type = Option<String>, format = Password)]
+    pub client_secret: Option<Secret>,
     /// Space-separated.
     pub scopes: Option<String>,
     #[schema(value_type = Option<String>, example = "authorization_code")]
@@ -70,8 +70,8 @@ pub async fn create(state: &AppState, user: &User, input: ConnectionInput) -> Re
     let provider = clean_provider(input.provider.as_deref())?;
     let now = state.clock.now();
     let id = ConnectionId::random();
-    let client_secret = non_empty(input.client_secret.as_deref())
-        .map(|s| sealing::seal(&state.keyring, &id, Column::ClientSecret, &Secret::new(s)));
+    let client_secret =
+        non_empty(input.client_secret.as_ref()).map(|s| sealing::seal(&state.keyring, &id, Column::ClientSecret, s));
     let connection = Connection {
         id,
         user_id: user.id.clone(),
@@ -125,8 +125,8 @@ pub async fn update(state: &AppState, user: &User, handle: &Handle, input: Conne
         Some(_) => clean_provider(input.provider.as_deref())?,
         None => existing.provider.clone(),
     };
-    let client_secret = non_empty(input.client_secret.as_deref())
-        .map(|s| sealing::seal(&state.keyring, &existing.id, Column::ClientSecret, &Secret::new(s)));
+    let client_secret = non_empty(input.client_secret.as_ref())
+        .map(|s| sealing::seal(&state.keyring, &existing.id, Column::ClientSecret, s));
     let endpoints_changed = settings.token_url != existing.settings.token_url
         || settings.refresh_endpoint() != existing.settings.refresh_endpoint()
         || settings.client_id != existing.settings.client_id;
@@ -235,7 +235,7 @@ async fn revoke_tokens(state: &AppState, connection: &Connection) {
     }
 }
 
-fn non_empty(value: Option<&str>) -> Option<&str> {
+fn non_empty(value: Option<&Secret>) -> Option<&Secret> {
     value.filter(|v| !v.is_empty())
 }
 
@@ -375,4 +375,26 @@ fn parse_url(field: &str, value: &str) -> Result<Url> {
         return Err(Error::invalid(field, format!("{} has no host", field.replace('_', " "))));
     }
     Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_input_debug_never_shows_the_client_secret() {
+        let input: ConnectionInput =
+            serde_json::from_str(r#"{"handle":"crm","client_secret":"very-secret-value"}"#).expect("parses");
+        let printed = format!("{input:?}");
+        assert!(!printed.contains("very-secret-value"), "{printed}");
+        assert!(printed.contains("[redacted]"), "{printed}");
+    }
+
+    #[test]
+    fn optional_urls_keep_clear_or_replace() {
+        let base = "https://old".to_owned();
+        assert_eq!(optional_url(&None, Some(&base)), Some(base.clone()));
+        assert_eq!(optional_url(&Some(" ".into()), Some(&base)), None);
+        assert_eq!(optional_url(&Some("https://new".into()), Some(&base)).as_deref(), Some("https://new"));
+    }
 }

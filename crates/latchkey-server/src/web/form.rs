@@ -4,8 +4,8 @@
 use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
 use axum::response::Response;
-use latchkey_core::Error;
 use latchkey_core::model::Connection;
+use latchkey_core::{Error, Secret};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
@@ -82,7 +82,7 @@ impl ConnectionForm {
             authorization_url: Some(self.authorization_url.trim().to_owned()),
             token_url: Some(self.token_url.trim().to_owned()),
             client_id: Some(self.client_id.trim().to_owned()),
-            client_secret: non_empty(&self.client_secret),
+            client_secret: non_empty(&self.client_secret).map(Secret::new),
             scopes: Some(self.scopes.trim().to_owned()),
             ..ConnectionInput::default()
         }
@@ -229,7 +229,7 @@ mod tests {
         assert_eq!(input.name.as_deref(), Some("My API"));
         assert_eq!(input.provider.as_deref(), Some("custom"));
         assert_eq!(input.client_id.as_deref(), Some("my-client"));
-        assert_eq!(input.client_secret.as_deref(), Some("s3cret"));
+        assert_eq!(input.client_secret.as_ref().map(Secret::expose), Some("s3cret"));
         assert_eq!(input.authorization_url.as_deref(), Some("https://p.example/authorize"));
         assert_eq!(input.token_url.as_deref(), Some("https://p.example/token"));
         assert_eq!(input.scopes.as_deref(), Some("read:data  write:data"));
