@@ -37,15 +37,21 @@ pub struct Canned {
     pub status: u16,
     pub body: String,
     pub content_type: &'static str,
+    pub retry_after: Option<u64>,
 }
 
 impl Canned {
     pub fn json(status: u16, body: serde_json::Value) -> Self {
-        Self { status, body: body.to_string(), content_type: "application/json" }
+        Self { status, body: body.to_string(), content_type: "application/json", retry_after: None }
     }
 
     pub fn text(status: u16, body: &str) -> Self {
-        Self { status, body: body.to_owned(), content_type: "text/html" }
+        Self { status, body: body.to_owned(), content_type: "text/html", retry_after: None }
+    }
+
+    /// A 429 asking to come back after `seconds`.
+    pub fn too_many_requests(seconds: u64) -> Self {
+        Self { retry_after: Some(seconds), ..Self::text(429, "slow down") }
     }
 }
 
@@ -243,7 +249,11 @@ async fn token(
     }
     if let Some(canned) = canned {
         let status = StatusCode::from_u16(canned.status).expect("status");
-        return (status, [("content-type", canned.content_type)], canned.body).into_response();
+        let mut response = (status, [("content-type", canned.content_type)], canned.body).into_response();
+        if let Some(seconds) = canned.retry_after {
+            response.headers_mut().insert("retry-after", seconds.into());
+        }
+        return response;
     }
     provider.with(|i| {
         if params.get("client_id") != Some(&i.client_id) || params.get("client_secret") != Some(&i.client_secret) {

@@ -272,3 +272,25 @@ async fn the_background_refresher_keeps_idle_connections_alive() {
     assert_eq!(status, 200);
     assert_eq!(provider.refresh_calls().len(), 1, "the served token was already fresh");
 }
+
+#[tokio::test]
+async fn a_429_backs_off_at_least_as_long_as_retry_after_asks() {
+    let app = spawn_app().await;
+    let provider = MockProvider::start("client-1", "s").await;
+    let alice = app.caller("alice", None).await;
+    app.connect(&alice, "crm", &provider, "s").await;
+    app.clock.advance(3600);
+    provider.push_canned(Canned::too_many_requests(120));
+    let (status, body) = app.token(&alice, "crm").await;
+    assert_eq!(status, 502, "{body}");
+    assert!(body["error"].as_str().unwrap_or_default().contains("429"), "{body}");
+
+    // 60 s later (past our own 30 s backoff, inside the provider's 120 s) latchkey still waits.
+    app.clock.advance(60);
+    assert_eq!(app.token(&alice, "crm").await.0, 502);
+    assert_eq!(provider.refresh_calls().len(), 1);
+    app.clock.advance(61);
+    let (status, body) = app.token(&alice, "crm").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(provider.refresh_calls().len(), 2);
+}
