@@ -1,6 +1,6 @@
 //! The one HTTP client that latchkey uses to reach providers, hardened for talking to URLs typed by users:
-//! redirects off, no proxy, connect and request timeouts, a capped response body, and (unless private networks
-//! are allowed) the outbound guard on every URL and every resolved address.
+//! redirects off, no proxy, connect and request timeouts, a capped response body, and the outbound guard on every
+//! URL and every resolved address.
 
 use std::error::Error as StdError;
 use std::sync::Arc;
@@ -12,7 +12,7 @@ use url::Url;
 
 use crate::OAuthError;
 use crate::error::{display_endpoint, human_duration, sanitize};
-use crate::guard::{ForbiddenAddress, GuardedResolver, check_url};
+use crate::guard::{AllowList, ForbiddenAddress, GuardedResolver, Lookup, SystemLookup, check_url};
 
 /// The longest `Retry-After` latchkey honours; a provider asking for more is retried after this long.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 60 * 60);
@@ -29,6 +29,8 @@ pub struct OutboundPolicy {
     pub request_timeout: Duration,
     /// The largest response body read; 1 MiB by default. A larger body is an error, not a truncation.
     pub max_body_bytes: usize,
+    /// Hosts and networks opened beside (or instead of) `allow_private_networks`; empty by default.
+    pub allow_list: AllowList,
 }
 
 impl Default for OutboundPolicy {
@@ -38,6 +40,7 @@ impl Default for OutboundPolicy {
             connect_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
             max_body_bytes: 1024 * 1024,
+            allow_list: AllowList::default(),
         }
     }
 }
@@ -45,8 +48,8 @@ impl Default for OutboundPolicy {
 /// The HTTP client for provider requests. Cheap to clone (the connection pool is shared).
 ///
 /// Built on `reqwest` with redirects off (RFC 6749 §3.2 and §10.15: a token request must not be replayed to
-/// wherever a redirect points), no proxy, the policy's timeouts, the user agent `latchkey/<version>` and,
-/// unless private networks are allowed, [`crate::guard`]'s resolver.
+/// wherever a redirect points), no proxy, the policy's timeouts, the user agent `latchkey/<version>` and
+/// [`crate::guard`]'s resolver.
 #[derive(Debug, Clone)]
 pub struct HttpClient {
     inner: reqwest::Client,
@@ -74,19 +77,27 @@ impl HttpClient {
     /// # Errors
     /// [`OAuthError::Refused`] when the TLS backend cannot be initialised (latchkey then cannot talk to anyone).
     pub fn new(policy: OutboundPolicy) -> Result<Self, OAuthError> {
-        let mut builder = reqwest::Client::builder()
+        Self::with_lookup(policy, Arc::new(SystemLookup))
+    }
+
+    /// Builds the client with its own name lookup (tests map names to addresses without DNS).
+    ///
+    /// # Errors
+    /// As [`HttpClient::new`].
+    pub fn with_lookup(policy: OutboundPolicy, lookup: Arc<dyn Lookup>) -> Result<Self, OAuthError> {
+        let policy = Arc::new(policy);
+        let resolver = GuardedResolver { policy: Arc::clone(&policy), lookup };
+        let builder = reqwest::Client::builder()
             .redirect(redirect::Policy::none())
             .no_proxy()
             .connect_timeout(policy.connect_timeout)
             .timeout(policy.request_timeout)
-            .user_agent(concat!("latchkey/", env!("CARGO_PKG_VERSION")));
-        if !policy.allow_private_networks {
-            builder = builder.dns_resolver(Arc::new(GuardedResolver));
-        }
+            .user_agent(concat!("latchkey/", env!("CARGO_PKG_VERSION")))
+            .dns_resolver(Arc::new(resolver));
         let inner = builder.build().map_err(|err| OAuthError::Refused {
             message: format!("the HTTP client could not be built: {}", root_cause(&err.without_url())),
         })?;
-        Ok(Self { inner, policy: Arc::new(policy) })
+        Ok(Self { inner, policy })
     }
 
     /// The policy this client enforces.

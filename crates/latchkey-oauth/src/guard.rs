@@ -1,17 +1,24 @@
 //! The outbound request guard: keeps latchkey from being used to reach addresses that a provider URL has no
 //! business pointing at (server-side request forgery).
 //!
-//! Two layers, both skipped when [`OutboundPolicy::allow_private_networks`] is on:
-//! - [`check_url`] refuses any scheme but `https` and any IP-literal host in a forbidden range, before a request
-//!   is built;
-//! - a guarded DNS resolver, installed in [`crate::HttpClient`], resolves host names and refuses when any address
-//!   is forbidden, so the addresses checked are exactly the addresses connected to (no DNS-rebinding gap).
+//! Three layers:
+//! - [`check_url`] refuses any scheme but `https` (plain `http` only towards what the policy opens) and any
+//!   IP-literal host that [`decide`] refuses, before a request is built;
+//! - a guarded DNS resolver, installed in every [`crate::HttpClient`], resolves host names itself and refuses when
+//!   any address is refused by [`decide`]; reqwest then connects to exactly the addresses checked, so there is no
+//!   DNS-rebinding gap;
+//! - the client never follows redirects, so a provider cannot bounce a request elsewhere.
 //!
-//! A third holds whatever the policy: the client never follows redirects, so a provider cannot bounce a request
-//! elsewhere.
+//! What is refused: every address that is not globally reachable unicast ([`is_forbidden_ip`]), unless
+//! `--allow-private-networks` is on or the allow-list opens it; and the cloud metadata addresses
+//! ([`is_metadata_ip`]) always, unless the allow-list names that very address.
 
 use std::fmt;
+use std::future::Future;
+use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::pin::Pin;
+use std::sync::Arc;
 
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use url::{Host, Url};
@@ -111,25 +118,193 @@ fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
     None
 }
 
-/// Checks a provider URL before latchkey sends anything to it.
+/// The cloud metadata endpoints (AWS, Azure, GCP, Oracle `169.254.169.254`; AWS ECS `169.254.170.2`; AWS DNS
+/// `169.254.169.253`; Alibaba `100.100.100.200`; AWS IPv6 `fd00:ec2::254` and `fd00:ec2::23`). They hand out
+/// cloud credentials, so neither `--allow-private-networks` nor an allow-listed network opens them: only an
+/// allow-list entry naming the exact address does.
+#[must_use]
+pub fn is_metadata_ip(ip: IpAddr) -> bool {
+    const V4: [[u8; 4]; 4] = [[169, 254, 169, 254], [169, 254, 170, 2], [169, 254, 169, 253], [100, 100, 100, 200]];
+    const V6: [[u16; 8]; 2] = [[0xfd00, 0x0ec2, 0, 0, 0, 0, 0, 0x0254], [0xfd00, 0x0ec2, 0, 0, 0, 0, 0, 0x0023]];
+    match canonical(ip) {
+        IpAddr::V4(v4) => V4.contains(&v4.octets()),
+        IpAddr::V6(v6) => V6.contains(&v6.segments()),
+    }
+}
+
+/// An IPv6 address that carries an IPv4 one (mapped, compatible, NAT64, 6to4) as that IPv4 address.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) if !v6.is_loopback() && !v6.is_unspecified() => embedded_v4(v6).map_or(ip, IpAddr::V4),
+        other => other,
+    }
+}
+
+/// One entry of the outbound allow-list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AllowEntry {
+    /// A network in CIDR form, or a single address (prefix 32 or 128).
+    Net { addr: IpAddr, prefix: u8 },
+    /// A host name, compared without case and without a trailing dot.
+    Host(String),
+}
+
+impl AllowEntry {
+    fn contains(&self, ip: IpAddr) -> bool {
+        match (self, canonical(ip)) {
+            (Self::Net { addr: IpAddr::V4(net), prefix }, IpAddr::V4(v4)) => {
+                in_v4_net(v4, net.octets(), (*prefix).into())
+            }
+            (Self::Net { addr: IpAddr::V6(net), prefix }, IpAddr::V6(v6)) => {
+                in_v6_net(v6, net.segments(), (*prefix).into())
+            }
+            _ => false,
+        }
+    }
+
+    fn names_exactly(&self, ip: IpAddr) -> bool {
+        match self {
+            Self::Net { addr, prefix } => {
+                let full = if addr.is_ipv4() { 32 } else { 128 };
+                *prefix == full && canonical(*addr) == canonical(ip)
+            }
+            Self::Host(_) => false,
+        }
+    }
+}
+
+/// The hosts and networks a self-hoster opens for outbound OAuth requests (`--outbound-allow`), beside or instead
+/// of `--allow-private-networks`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AllowList {
+    entries: Vec<AllowEntry>,
+}
+
+impl AllowList {
+    /// Parses a list separated by commas or whitespace: CIDR networks (`10.1.0.0/16`, `fd00::/8`), single
+    /// addresses (`10.1.2.3`, `::1`) and host names (`keycloak.internal`).
+    ///
+    /// # Errors
+    /// A message naming the entry that is none of these.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let mut entries = Vec::new();
+        for raw in text.split(|c: char| c == ',' || c.is_whitespace()).filter(|e| !e.is_empty()) {
+            entries.push(parse_entry(raw)?);
+        }
+        Ok(Self { entries })
+    }
+
+    /// The entries, in the order given.
+    #[must_use]
+    pub fn entries(&self) -> &[AllowEntry] {
+        &self.entries
+    }
+
+    fn opens_ip(&self, ip: IpAddr) -> bool {
+        self.entries.iter().any(|e| e.contains(ip))
+    }
+
+    fn names_ip(&self, ip: IpAddr) -> bool {
+        self.entries.iter().any(|e| e.names_exactly(ip))
+    }
+
+    fn opens_host(&self, host: &str) -> bool {
+        let host = normalise_host(host);
+        self.entries.iter().any(|e| matches!(e, AllowEntry::Host(h) if *h == host))
+    }
+}
+
+fn normalise_host(host: &str) -> String {
+    host.trim_end_matches('.').to_ascii_lowercase()
+}
+
+fn parse_entry(raw: &str) -> Result<AllowEntry, String> {
+    let bad =
+        || format!("'{}' is not a network (10.0.0.0/8), an address or a host name", crate::error::sanitize(raw, 80));
+    if let Some((addr, prefix)) = raw.split_once('/') {
+        let addr: IpAddr = addr.trim_matches(['[', ']']).parse().map_err(|_| bad())?;
+        let prefix: u8 = prefix.parse().map_err(|_| bad())?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        if prefix > max {
+            return Err(bad());
+        }
+        return Ok(AllowEntry::Net { addr, prefix });
+    }
+    if let Ok(addr) = raw.trim_matches(['[', ']']).parse::<IpAddr>() {
+        let prefix = if addr.is_ipv4() { 32 } else { 128 };
+        return Ok(AllowEntry::Net { addr, prefix });
+    }
+    let host = normalise_host(raw);
+    let valid = !host.is_empty()
+        && host.len() <= 253
+        && host.split('.').all(|label| {
+            !label.is_empty() && label.len() <= 63 && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        });
+    if valid { Ok(AllowEntry::Host(host)) } else { Err(bad()) }
+}
+
+/// Whether latchkey may connect to `ip`, reached through the host name `host` when there is one.
 ///
-/// Without `allow_private_networks`: only `https`, and an IP-literal host must not be forbidden
-/// ([`is_forbidden_ip`]); host names are checked when the client resolves them. With it: `http` and
-/// `https`, any host. A URL without a host is refused either way.
+/// # Errors
+/// A sentence saying why not and what opens it.
+pub fn decide(ip: IpAddr, host: Option<&str>, policy: &OutboundPolicy) -> Result<(), String> {
+    let target = match host {
+        Some(host) => format!("the host {host} resolves to {ip}, which is"),
+        None => format!("{ip} is"),
+    };
+    if is_metadata_ip(ip) {
+        if policy.allow_list.names_ip(ip) {
+            return Ok(());
+        }
+        return Err(format!(
+            "{target} a cloud metadata address; latchkey never contacts it unless --outbound-allow names this exact address"
+        ));
+    }
+    if !is_forbidden_ip(ip) {
+        return Ok(());
+    }
+    let opened = policy.allow_private_networks
+        || policy.allow_list.opens_ip(ip)
+        || host.is_some_and(|h| policy.allow_list.opens_host(h));
+    if opened {
+        return Ok(());
+    }
+    Err(format!(
+        "{target} a loopback, private, link-local or reserved address; start latchkey with \
+         --allow-private-networks, or list the host or network in --outbound-allow, to reach such providers"
+    ))
+}
+
+/// Checks a provider URL before latchkey sends anything to it: `https` only, plain `http` only when
+/// `--allow-private-networks` is on or the allow-list opens the host; an IP-literal host must pass [`decide`].
+/// Host names are checked again, address by address, when the client resolves them.
 ///
 /// # Errors
 /// [`OAuthError::Refused`] saying which rule the URL breaks.
 pub fn check_url(url: &Url, policy: &OutboundPolicy) -> Result<(), OAuthError> {
     let refuse = |message: String| Err(OAuthError::Refused { message });
+    let ip = match url.host() {
+        None => return refuse("the URL has no host".to_owned()),
+        Some(Host::Domain(_)) => None,
+        Some(Host::Ipv4(v4)) => Some(IpAddr::V4(v4)),
+        Some(Host::Ipv6(v6)) => Some(IpAddr::V6(v6)),
+    };
     match url.scheme() {
         "https" => {}
-        "http" if policy.allow_private_networks => {}
         "http" => {
-            return refuse(
-                "plain http is only allowed when private networks are allowed (--allow-private-networks); \
-                 use an https URL"
-                    .to_owned(),
-            );
+            let opened = policy.allow_private_networks
+                || match (ip, url.host_str()) {
+                    (Some(ip), _) => policy.allow_list.opens_ip(ip),
+                    (None, Some(host)) => policy.allow_list.opens_host(host),
+                    (None, None) => false,
+                };
+            if !opened {
+                return refuse(
+                    "plain http is only allowed towards hosts that --allow-private-networks or --outbound-allow \
+                     opens; use an https URL"
+                        .to_owned(),
+                );
+            }
         }
         other => {
             return refuse(format!(
@@ -138,30 +313,13 @@ pub fn check_url(url: &Url, policy: &OutboundPolicy) -> Result<(), OAuthError> {
             ));
         }
     }
-    let ip = match url.host() {
-        None => return refuse("the URL has no host".to_owned()),
-        Some(Host::Domain(_)) => return Ok(()),
-        Some(Host::Ipv4(v4)) => IpAddr::V4(v4),
-        Some(Host::Ipv6(v6)) => IpAddr::V6(v6),
-    };
-    if !policy.allow_private_networks && is_forbidden_ip(ip) {
-        return refuse(forbidden_message(None, ip));
+    if let Some(ip) = ip {
+        decide(ip, None, policy).map_err(|message| OAuthError::Refused { message })?;
     }
     Ok(())
 }
 
-fn forbidden_message(host: Option<&str>, ip: IpAddr) -> String {
-    let target = match host {
-        Some(host) => format!("the host {host} resolves to {ip}, which is"),
-        None => format!("{ip} is"),
-    };
-    format!(
-        "{target} a loopback, private, link-local or reserved address; \
-         start latchkey with --allow-private-networks to reach such providers"
-    )
-}
-
-/// The error [`GuardedResolver`] gives for a name with a forbidden address; found again in reqwest's error chain
+/// The error [`GuardedResolver`] gives for a name with a refused address; found again in reqwest's error chain
 /// to tell a refusal from a failed lookup.
 #[derive(Debug)]
 pub(crate) struct ForbiddenAddress {
@@ -176,24 +334,54 @@ impl fmt::Display for ForbiddenAddress {
 
 impl std::error::Error for ForbiddenAddress {}
 
-/// A DNS resolver for reqwest that resolves with the system resolver (tokio's `lookup_host`) and fails when any
-/// address of the name is forbidden, so that a name cannot lead latchkey to a private address.
+/// The answer of a name lookup.
+pub type LookupFuture = Pin<Box<dyn Future<Output = io::Result<Vec<IpAddr>>> + Send>>;
+
+/// Turns a host name into addresses. The system resolver in production; tests inject their own to map names to
+/// addresses without any network.
+pub trait Lookup: Send + Sync + 'static {
+    /// The addresses of `host`.
+    fn lookup(&self, host: String) -> LookupFuture;
+}
+
+/// The operating system's resolver (through tokio).
 #[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct GuardedResolver;
+pub struct SystemLookup;
+
+impl Lookup for SystemLookup {
+    fn lookup(&self, host: String) -> LookupFuture {
+        Box::pin(async move {
+            let addrs = tokio::net::lookup_host((host.as_str(), 0)).await?;
+            Ok(addrs.map(|a| a.ip()).collect())
+        })
+    }
+}
+
+/// A DNS resolver for reqwest that resolves with a [`Lookup`] and fails when any address of the name is refused
+/// by [`decide`], so that a name cannot lead latchkey to a private or metadata address.
+#[derive(Clone)]
+pub(crate) struct GuardedResolver {
+    pub(crate) policy: Arc<OutboundPolicy>,
+    pub(crate) lookup: Arc<dyn Lookup>,
+}
 
 impl Resolve for GuardedResolver {
     fn resolve(&self, name: Name) -> Resolving {
         let host = name.as_str().to_owned();
+        let policy = Arc::clone(&self.policy);
+        let lookup = Arc::clone(&self.lookup);
         Box::pin(async move {
-            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            if addrs.is_empty() {
+            let ips = lookup.lookup(host.clone()).await?;
+            if ips.is_empty() {
                 return Err(format!("the host {host} has no addresses").into());
             }
-            if let Some(bad) = addrs.iter().find(|addr| is_forbidden_ip(addr.ip())) {
-                tracing::debug!(host = %host, address = %bad.ip(), "refused a host name that resolves to a forbidden address");
-                let message = forbidden_message(Some(&host), bad.ip());
-                return Err(ForbiddenAddress { message }.into());
+            for ip in &ips {
+                if let Err(message) = decide(*ip, Some(&host), &policy) {
+                    tracing::debug!(host = %host, address = %ip, "refused a host name that resolves to a refused address");
+                    return Err(ForbiddenAddress { message }.into());
+                }
             }
+            let addrs: Vec<SocketAddr> = ips.into_iter().map(|ip| SocketAddr::new(ip, 0)).collect();
             Ok(Box::new(addrs.into_iter()) as Addrs)
         })
     }
@@ -340,10 +528,127 @@ mod tests {
         assert!(matches!(check("data:text/plain,x", true), Err(OAuthError::Refused { .. })));
     }
 
+    fn ip(text: &str) -> IpAddr {
+        IpAddr::from_str(text).expect(text)
+    }
+
+    fn with_list(allow_private_networks: bool, list: &str) -> OutboundPolicy {
+        OutboundPolicy {
+            allow_private_networks,
+            allow_list: AllowList::parse(list).expect("list"),
+            ..OutboundPolicy::default()
+        }
+    }
+
+    #[test]
+    fn metadata_addresses_stay_closed_unless_named_exactly() {
+        for addr in ["169.254.169.254", "::ffff:169.254.169.254", "169.254.170.2", "100.100.100.200", "fd00:ec2::254"] {
+            assert!(is_metadata_ip(ip(addr)), "{addr}");
+            assert!(decide(ip(addr), None, &with_list(true, "")).is_err(), "{addr} with private networks allowed");
+            assert!(
+                decide(ip(addr), None, &with_list(true, "169.254.0.0/16, 100.64.0.0/10, fd00::/8")).is_err(),
+                "{addr} by network"
+            );
+        }
+        let named = with_list(false, "169.254.169.254");
+        assert!(decide(ip("169.254.169.254"), None, &named).is_ok());
+        assert!(decide(ip("::ffff:169.254.169.254"), None, &named).is_ok(), "the mapped form is the same address");
+        assert!(decide(ip("169.254.170.2"), None, &named).is_err());
+        let message = decide(ip("169.254.169.254"), None, &with_list(true, "")).expect_err("closed");
+        assert!(message.contains("metadata"), "{message}");
+    }
+
+    #[test]
+    fn the_allow_list_opens_networks_addresses_and_hosts() {
+        let policy = with_list(false, "10.1.0.0/16 127.0.0.1,keycloak.internal., fd00:1::/32");
+        assert!(decide(ip("10.1.2.3"), None, &policy).is_ok());
+        assert!(decide(ip("10.2.0.1"), None, &policy).is_err());
+        assert!(decide(ip("127.0.0.1"), None, &policy).is_ok());
+        assert!(decide(ip("::ffff:127.0.0.1"), None, &policy).is_ok());
+        assert!(decide(ip("127.0.0.2"), None, &policy).is_err());
+        assert!(decide(ip("fd00:1::5"), None, &policy).is_ok());
+        assert!(decide(ip("192.168.1.1"), Some("KEYCLOAK.internal"), &policy).is_ok());
+        assert!(decide(ip("192.168.1.1"), Some("other.internal"), &policy).is_err());
+        assert!(
+            decide(ip("169.254.169.254"), Some("keycloak.internal"), &policy).is_err(),
+            "metadata needs its address"
+        );
+        assert!(decide(ip("8.8.8.8"), None, &OutboundPolicy::default()).is_ok());
+    }
+
+    #[test]
+    fn allow_list_entries_are_checked() {
+        for bad in ["10.0.0.0/33", "::/129", "bad_host", "a..b", "x/y", "http://x"] {
+            assert!(AllowList::parse(bad).is_err(), "{bad}");
+        }
+        assert_eq!(AllowList::parse(" , ").expect("empty").entries().len(), 0);
+    }
+
+    #[test]
+    fn plain_http_only_towards_opened_hosts() {
+        let url = |u: &str| Url::parse(u).expect(u);
+        let list = with_list(false, "127.0.0.1, idp.internal");
+        assert!(check_url(&url("http://127.0.0.1:8080/token"), &list).is_ok());
+        assert!(check_url(&url("http://idp.internal/token"), &list).is_ok());
+        assert!(check_url(&url("http://provider.example/token"), &list).is_err());
+        assert!(check_url(&url("http://[::1]/token"), &list).is_err());
+    }
+
+    #[test]
+    fn loopback_in_every_spelling_is_refused_when_the_guard_is_on() {
+        for spelling in [
+            "https://127.0.0.1/t",
+            "https://[::1]/t",
+            "https://2130706433/t",
+            "https://0x7f.1/t",
+            "https://127.1/t",
+            "https://0177.0.0.1/t",
+            "https://[::ffff:7f00:1]/t",
+            "https://0.0.0.0/t",
+        ] {
+            let err = check(spelling, false).expect_err(spelling);
+            assert!(matches!(err, OAuthError::Refused { .. }), "{spelling}: {err:?}");
+        }
+    }
+
+    struct Fixed(Vec<IpAddr>);
+
+    impl Lookup for Fixed {
+        fn lookup(&self, _host: String) -> LookupFuture {
+            let ips = self.0.clone();
+            Box::pin(async move { Ok(ips) })
+        }
+    }
+
+    async fn resolve(policy: OutboundPolicy, ips: &[&str], name: &str) -> Result<Vec<SocketAddr>, String> {
+        let resolver =
+            GuardedResolver { policy: Arc::new(policy), lookup: Arc::new(Fixed(ips.iter().map(|a| ip(a)).collect())) };
+        match resolver.resolve(Name::from_str(name).expect("name")).await {
+            Ok(addrs) => Ok(addrs.collect()),
+            Err(err) => Err(err
+                .downcast_ref::<ForbiddenAddress>()
+                .map(|f| f.message.clone())
+                .unwrap_or_else(|| err.to_string())),
+        }
+    }
+
     #[tokio::test]
-    async fn resolver_refuses_names_of_forbidden_addresses() {
-        let name = Name::from_str("localhost").expect("a valid name");
-        let err = GuardedResolver.resolve(name).await.err().expect("localhost is loopback");
+    async fn the_resolver_refuses_names_of_refused_addresses() {
+        let err =
+            resolve(OutboundPolicy::default(), &["8.8.8.8", "10.0.0.5"], "mixed.example").await.expect_err("one bad");
+        assert!(err.contains("mixed.example") && err.contains("10.0.0.5"), "{err}");
+        let err = resolve(with_list(true, ""), &["169.254.169.254"], "metadata.example").await.expect_err("metadata");
+        assert!(err.contains("metadata"), "{err}");
+        let ok = resolve(OutboundPolicy::default(), &["8.8.8.8"], "public.example").await.expect("public");
+        assert_eq!(ok, [SocketAddr::new(ip("8.8.8.8"), 0)]);
+        assert!(resolve(with_list(false, "idp.internal"), &["10.0.0.5"], "idp.internal").await.is_ok());
+        assert!(resolve(OutboundPolicy::default(), &[], "empty.example").await.is_err());
+    }
+
+    #[tokio::test]
+    async fn the_system_lookup_finds_localhost_and_the_guard_refuses_it() {
+        let resolver = GuardedResolver { policy: Arc::new(OutboundPolicy::default()), lookup: Arc::new(SystemLookup) };
+        let err = resolver.resolve(Name::from_str("localhost").expect("name")).await.err().expect("loopback");
         let refusal = err.downcast_ref::<ForbiddenAddress>().expect("a refusal, not a lookup failure");
         assert!(refusal.message.contains("localhost"), "{}", refusal.message);
     }

@@ -16,5 +16,5 @@ mod response;
 pub use client::{HttpClient, OutboundPolicy};
 pub use error::OAuthError;
 pub use flow::{PkcePair, authorization_request_url, describe_provider_error, exchange_code, refresh, revoke};
-pub use guard::{check_url, is_forbidden_ip};
+pub use guard::{AllowList, Lookup, LookupFuture, SystemLookup, check_url, decide, is_forbidden_ip, is_metadata_ip};
 pub use response::{TokenResponse, parse_token_response};

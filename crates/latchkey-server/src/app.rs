@@ -39,8 +39,11 @@ impl Application {
     /// A database or key that cannot be opened, a wrong master key, or an address that cannot be bound.
     pub async fn build(mut config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
         let (store, keyring) = bootstrap::open(&config.database_url, &config.key_source).await?;
-        let policy =
-            OutboundPolicy { allow_private_networks: config.allow_private_networks, ..OutboundPolicy::default() };
+        let policy = OutboundPolicy {
+            allow_private_networks: config.allow_private_networks,
+            allow_list: config.outbound_allow.clone(),
+            ..OutboundPolicy::default()
+        };
         let http = HttpClient::new(policy).map_err(|e| anyhow::anyhow!("could not build the HTTP client: {e}"))?;
         let keyring = Arc::new(keyring);
         let tokens = TokenService::new(

@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::Args;
 use latchkey_crypto::keyfile::KeySource;
+use latchkey_oauth::AllowList;
 use url::Url;
 
 /// The settings every command that touches the database or the keys shares (CONTRACT.md "Settings").
@@ -32,6 +33,11 @@ pub struct Settings {
     /// Allow outbound OAuth requests to loopback, private and link-local addresses.
     #[arg(long, env = "LATCHKEY_ALLOW_PRIVATE_NETWORKS", global = true)]
     pub allow_private_networks: bool,
+
+    /// Hosts and networks that outbound OAuth requests may reach although they are private (comma-separated CIDRs,
+    /// addresses and host names). Cloud metadata addresses open only when listed by address.
+    #[arg(long, env = "LATCHKEY_OUTBOUND_ALLOW", global = true)]
+    pub outbound_allow: Option<String>,
 
     /// Refresh a token this many seconds before it expires. Default: 5 minutes or a tenth of the token's
     /// lifetime, whichever is shorter.
@@ -65,6 +71,7 @@ pub struct Config {
     pub public_url: Url,
     pub key_source: KeySource,
     pub allow_private_networks: bool,
+    pub outbound_allow: AllowList,
     pub refresh_window: Option<Duration>,
     pub refresher_interval: Duration,
     pub authorization_link_ttl: Duration,
@@ -90,6 +97,8 @@ impl Config {
             public_url,
             key_source: key_source(settings),
             allow_private_networks: settings.allow_private_networks,
+            outbound_allow: AllowList::parse(settings.outbound_allow.as_deref().unwrap_or_default())
+                .map_err(|e| anyhow::anyhow!("--outbound-allow: {e}"))?,
             refresh_window: settings.refresh_window_secs.map(Duration::from_secs),
             refresher_interval: Duration::from_secs(settings.refresher_interval_secs),
             authorization_link_ttl: Duration::from_secs(settings.authorization_link_ttl_secs),
@@ -144,6 +153,7 @@ mod tests {
             public_url: None,
             master_key_file: "k".into(),
             allow_private_networks: false,
+            outbound_allow: Some("10.0.0.0/8, idp.internal".into()),
             refresh_window_secs: None,
             refresher_interval_secs: 30,
             authorization_link_ttl_secs: 600,
@@ -151,6 +161,7 @@ mod tests {
         let config = Config::from_settings(&settings).expect("valid");
         assert_eq!(config.default_redirect_uri(), "http://127.0.0.1:9999/oauth2/callback");
         assert_eq!(config.public_origin(), "http://127.0.0.1:9999");
+        assert_eq!(config.outbound_allow.entries().len(), 2);
     }
 
     #[test]

@@ -51,6 +51,7 @@ pub fn config_for(dir: &std::path::Path, options: &Options) -> Config {
         public_url: url::Url::parse("http://127.0.0.1:0").expect("url"),
         key_source: options.key_source.clone().unwrap_or_else(|| KeySource::File(dir.join("master.key"))),
         allow_private_networks: true,
+        outbound_allow: latchkey_oauth::AllowList::default(),
         refresh_window: None,
         refresher_interval: options.refresher_interval,
         authorization_link_ttl: Duration::from_secs(600),
