@@ -34,6 +34,13 @@ impl Timestamp {
             .and_then(|t| t.format(&Rfc3339).ok())
             .unwrap_or_else(|| self.0.to_string())
     }
+
+    /// Reads RFC 3339 text with any offset, for example `2026-11-29T05:31:46Z` or `2026-11-29T07:31:46+02:00`;
+    /// fractions of a second are dropped. `None` when the text is not RFC 3339.
+    #[must_use]
+    pub fn parse_rfc3339(text: &str) -> Option<Self> {
+        OffsetDateTime::parse(text.trim(), &Rfc3339).ok().map(|t| Self(t.unix_timestamp()))
+    }
 }
 
 /// The source of the current time. The server holds one as `Arc<dyn Clock>`.
@@ -98,6 +105,14 @@ mod tests {
     fn formats_rfc3339_in_utc() {
         assert_eq!(Timestamp(0).to_rfc3339(), "1970-01-01T00:00:00Z");
         assert_eq!(Timestamp(1_800_000_000).to_rfc3339(), "2027-01-15T08:00:00Z");
+    }
+
+    #[test]
+    fn parses_rfc3339_with_offsets_and_fractions() {
+        assert_eq!(Timestamp::parse_rfc3339("2027-01-15T08:00:00Z"), Some(Timestamp(1_800_000_000)));
+        assert_eq!(Timestamp::parse_rfc3339(" 2027-01-15T10:00:00.75+02:00 "), Some(Timestamp(1_800_000_000)));
+        assert_eq!(Timestamp::parse_rfc3339("2027-01-15"), None);
+        assert_eq!(Timestamp::parse_rfc3339("1800000000"), None);
     }
 
     #[test]

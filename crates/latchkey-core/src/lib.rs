@@ -10,6 +10,7 @@ pub mod model;
 pub mod secret;
 pub mod settings;
 pub mod store;
+pub mod template;
 
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use error::{Error, Result};

@@ -55,8 +55,13 @@ impl PkcePair {
 }
 
 /// Authorization-request parameters that `authorization_params` may not set: latchkey owns them.
-const RESERVED_AUTHORIZATION_PARAMS: &[&str] =
+pub const RESERVED_AUTHORIZATION_PARAMS: &[&str] =
     &["response_type", "client_id", "redirect_uri", "state", "code_challenge", "code_challenge_method"];
+
+/// Token- and refresh-request parameters that `token_params` and `refresh_params` may not set: latchkey owns
+/// them. (`client_id` is not among them: with `client_secret_basic` some providers want it in the body too.)
+pub const RESERVED_TOKEN_PARAMS: &[&str] =
+    &["grant_type", "code", "code_verifier", "redirect_uri", "refresh_token", "client_secret"];
 
 /// Sets `key` to `value` in an ordered parameter list: the first existing pair is replaced, any others removed,
 /// and a new pair is appended when there was none.
@@ -175,7 +180,7 @@ pub async fn exchange_code(
     request.param("grant_type", "authorization_code");
     request.secret_param("code", code);
     request.param("redirect_uri", redirect_uri);
-    request.client_auth();
+    request.client_auth(settings.client_auth);
     if let Some(verifier) = pkce_verifier {
         request.secret_param("code_verifier", verifier);
     }
@@ -185,7 +190,8 @@ pub async fn exchange_code(
 
 /// Refreshes the access token at `settings.refresh_endpoint()` (RFC 6749 §6).
 ///
-/// Sends `grant_type=refresh_token`, `refresh_token`, the client authentication, then
+/// Sends `grant_type=refresh_token`, `refresh_token`, the client authentication of `settings.refresh_auth()`
+/// (`refresh_client_auth` when set, for providers that want another method than for the code exchange), then
 /// `settings.refresh_params`. `scope` is not sent, so the provider keeps the scope originally granted.
 ///
 /// # Errors
@@ -199,7 +205,7 @@ pub async fn refresh(
     let mut request = TokenRequest::new(settings, client_secret);
     request.param("grant_type", "refresh_token");
     request.secret_param("refresh_token", refresh_token);
-    request.client_auth();
+    request.client_auth(settings.refresh_auth());
     request.extra(&settings.refresh_params);
     request.send_for_tokens(http, settings.refresh_endpoint()).await
 }
@@ -226,7 +232,7 @@ pub async fn revoke(
     if !token_type_hint.is_empty() {
         request.param("token_type_hint", token_type_hint);
     }
-    request.client_auth();
+    request.client_auth(settings.client_auth);
     let secrets = request.secrets.clone();
     let response = request.send(http, endpoint).await?;
     if (200..300).contains(&response.status) {
@@ -270,9 +276,9 @@ impl<'a> TokenRequest<'a> {
     /// Client authentication (RFC 6749 §2.3.1): `client_secret_post` puts the id and (when there is one) the
     /// secret in the body; `client_secret_basic` sends `Authorization: Basic` over the form-encoded id and
     /// secret, and keeps the id out of the body; `none` sends only the id (RFC 6749 §3.2.1, public clients).
-    fn client_auth(&mut self) {
+    fn client_auth(&mut self, method: ClientAuth) {
         let settings = self.settings;
-        match settings.client_auth {
+        match method {
             ClientAuth::ClientSecretPost => {
                 self.param("client_id", &settings.client_id);
                 if let Some(secret) = self.client_secret {

@@ -1,5 +1,6 @@
 //! latchkey's side of the OAuth 2.0 conversation with providers: the hardened outbound HTTP client, the
-//! Authorization Code grant with PKCE, refresh and revocation, and the parsing of token responses.
+//! Authorization Code grant with PKCE, refresh and revocation, authorization server metadata discovery, and the
+//! parsing of token responses.
 //!
 //! Built on plain `reqwest` rather than an OAuth library, because providers need JSON request bodies, nested
 //! response fields and other departures from RFC 6749 that such libraries do not let through.
@@ -8,13 +9,18 @@
 //! [`latchkey_core::Secret`] and are exposed only to build the request that carries them.
 
 mod client;
+mod discovery;
 mod error;
 mod flow;
 pub mod guard;
 mod response;
 
 pub use client::{HttpClient, OutboundPolicy};
+pub use discovery::{ProviderMetadata, discover, metadata_urls};
 pub use error::OAuthError;
-pub use flow::{PkcePair, authorization_request_url, describe_provider_error, exchange_code, refresh, revoke};
+pub use flow::{
+    PkcePair, RESERVED_AUTHORIZATION_PARAMS, RESERVED_TOKEN_PARAMS, authorization_request_url, describe_provider_error,
+    exchange_code, refresh, revoke,
+};
 pub use guard::{AllowList, Lookup, LookupFuture, SystemLookup, check_url, decide, is_forbidden_ip, is_metadata_ip};
-pub use response::{TokenResponse, parse_token_response};
+pub use response::{MAX_KEPT_VALUE_CHARS, TokenResponse, parse_token_response};

@@ -1,14 +1,20 @@
 //! Reading what a token endpoint answers: the successful response of RFC 6749 §5.1 and the error response of
 //! §5.2, with the tolerance real providers need (form-encoded answers, `expires_in` as a string, `error` inside
-//! an HTTP 200, unknown fields).
+//! an HTTP 200, `"ok": false`, unknown fields), and the connection's `token_response_map` for answers that put
+//! the values elsewhere (`authed_user.access_token`, `data.token`, `accessToken`).
+
+use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
-use latchkey_core::Secret;
 use latchkey_core::settings::OAuthSettings;
+use latchkey_core::{Secret, Timestamp};
 
 use crate::OAuthError;
 use crate::error::{MAX_DESCRIPTION_CHARS, MAX_ERROR_CODE_CHARS, sanitize};
+
+/// The longest value kept from a token response for `keep_response_fields`, in characters.
+pub const MAX_KEPT_VALUE_CHARS: usize = 1000;
 
 /// A successful token response (RFC 6749 §5.1). `Debug` shows no token: both tokens are [`Secret`]s.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,12 +24,19 @@ pub struct TokenResponse {
     /// The token type (RFC 6749 §7.1); `Bearer` when the provider sent none, and any spelling of "bearer" is
     /// written `Bearer`.
     pub token_type: String,
-    /// The lifetime in seconds: the provider's `expires_in`, else the connection's `default_expires_in`.
+    /// The lifetime in seconds: the provider's `expires_in`, else (when it sent no absolute `expires_at` either)
+    /// the connection's `default_expires_in`.
     pub expires_in: Option<u64>,
+    /// The absolute expiry the provider sent at the mapped `expires_at` path, when it sent no `expires_in`.
+    pub expires_at: Option<Timestamp>,
     /// The refresh token (RFC 6749 §6), when one was sent and is not empty.
     pub refresh_token: Option<Secret>,
     /// The granted scope (RFC 6749 §3.3), when the provider said; a JSON array of scopes is joined with spaces.
     pub scope: Option<String>,
+    /// The values of the connection's `keep_response_fields` that the answer holds as text, numbers or booleans,
+    /// keyed by their path; sanitised and capped. Never a token: paths of the access and refresh token are
+    /// skipped.
+    pub extra: BTreeMap<String, String>,
 }
 
 /// The fields of an answer, whichever way it was encoded.
@@ -32,62 +45,124 @@ enum Fields {
     Form(Vec<(String, String)>),
 }
 
-impl Fields {
-    /// A field as text: strings as they are, numbers and booleans written out; null, objects, arrays → `None`.
-    fn text(&self, key: &str) -> Option<String> {
+/// A value found at a path.
+enum Found<'a> {
+    Json(&'a Value),
+    Text(&'a str),
+}
+
+impl Found<'_> {
+    /// The value as text: strings as they are, numbers and booleans written out; null, objects, arrays → `None`.
+    fn text(&self) -> Option<String> {
         match self {
-            Self::Json(map) => match map.get(key)? {
-                Value::String(s) => Some(s.clone()),
-                Value::Number(n) => Some(n.to_string()),
-                Value::Bool(b) => Some(b.to_string()),
-                _ => None,
-            },
-            Self::Form(pairs) => pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone()),
+            Found::Json(Value::String(s)) => Some(s.clone()),
+            Found::Json(Value::Number(n)) => Some(n.to_string()),
+            Found::Json(Value::Bool(b)) => Some(b.to_string()),
+            Found::Json(_) => None,
+            Found::Text(s) => Some((*s).to_owned()),
         }
+    }
+
+    /// The value if it is a string (a form value always is).
+    fn string(&self) -> Option<&str> {
+        match self {
+            Found::Json(Value::String(s)) => Some(s),
+            Found::Json(_) => None,
+            Found::Text(s) => Some(s),
+        }
+    }
+
+    /// A number of seconds: a non-negative JSON number (fractions dropped) or a numeric string.
+    fn seconds(&self) -> Option<u64> {
+        match self {
+            Found::Json(Value::Number(n)) => n
+                .as_u64()
+                .or_else(|| n.as_f64().filter(|f| f.is_finite() && *f >= 0.0 && *f < 1.0e15).map(|f| f.trunc() as u64)),
+            Found::Json(Value::String(s)) => s.trim().parse::<u64>().ok(),
+            Found::Json(_) => None,
+            Found::Text(s) => s.trim().parse::<u64>().ok(),
+        }
+    }
+}
+
+/// The latest absolute expiry accepted: the end of year 9999.
+const MAX_EXPIRES_AT: i64 = 253_402_300_799;
+
+impl Fields {
+    /// The value at a dotted path. In JSON each segment names an object key, or indexes an array when it is a
+    /// number; in a form the whole path is one key.
+    fn at(&self, path: &str) -> Option<Found<'_>> {
+        match self {
+            Self::Json(map) => {
+                let mut segments = path.split('.');
+                let mut current = map.get(segments.next()?)?;
+                for segment in segments {
+                    current = match current {
+                        Value::Object(object) => object.get(segment)?,
+                        Value::Array(items) => items.get(segment.parse::<usize>().ok()?)?,
+                        _ => return None,
+                    };
+                }
+                Some(Found::Json(current))
+            }
+            Self::Form(pairs) => pairs.iter().find(|(k, _)| k == path).map(|(_, v)| Found::Text(v)),
+        }
+    }
+
+    fn text(&self, path: &str) -> Option<String> {
+        self.at(path)?.text()
     }
 
     /// Whether the field is present with a value other than null or the empty string.
-    fn has(&self, key: &str) -> bool {
-        match self {
-            Self::Json(map) => match map.get(key) {
-                None | Some(Value::Null) => false,
-                Some(Value::String(s)) => !s.is_empty(),
-                Some(_) => true,
-            },
-            Self::Form(pairs) => pairs.iter().any(|(k, v)| k == key && !v.is_empty()),
+    fn has(&self, path: &str) -> bool {
+        match self.at(path) {
+            None | Some(Found::Json(Value::Null)) => false,
+            Some(Found::Json(Value::String(s))) => !s.is_empty(),
+            Some(Found::Text(s)) => !s.is_empty(),
+            Some(Found::Json(_)) => true,
         }
     }
 
-    fn scope(&self) -> Option<String> {
-        match self {
-            Self::Json(map) => match map.get("scope") {
-                Some(Value::Array(items)) => {
-                    let joined = items.iter().filter_map(Value::as_str).collect::<Vec<_>>();
-                    Some(joined.join(" "))
-                }
-                _ => self.text("scope"),
-            },
-            Self::Form(_) => self.text("scope"),
+    fn scope(&self, path: &str) -> Option<String> {
+        match self.at(path)? {
+            Found::Json(Value::Array(items)) => {
+                Some(items.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(" "))
+            }
+            found => found.text(),
         }
         .filter(|s| !s.is_empty())
     }
 
-    fn expires_in(&self) -> Option<u64> {
-        let parsed = match self {
-            Self::Json(map) => match map.get("expires_in") {
-                None | Some(Value::Null) => return None,
-                Some(Value::Number(n)) => n.as_u64().or_else(|| {
-                    n.as_f64().filter(|f| f.is_finite() && *f >= 0.0 && *f < 1.0e15).map(|f| f.trunc() as u64)
-                }),
-                Some(Value::String(s)) => s.trim().parse::<u64>().ok(),
-                Some(_) => None,
-            },
-            Self::Form(_) => self.text("expires_in")?.trim().parse::<u64>().ok(),
-        };
+    fn expires_in(&self, path: &str) -> Option<u64> {
+        let found = self.at(path)?;
+        if matches!(found, Found::Json(Value::Null)) {
+            return None;
+        }
+        let parsed = found.seconds();
         if parsed.is_none() {
             tracing::debug!("ignoring an expires_in that is not a non-negative whole number of seconds");
         }
         parsed
+    }
+
+    /// An absolute expiry: seconds since the epoch (number or numeric string) or RFC 3339 text.
+    fn expires_at(&self, path: &str) -> Option<Timestamp> {
+        let found = self.at(path)?;
+        let parsed = found
+            .seconds()
+            .and_then(|secs| i64::try_from(secs).ok())
+            .filter(|secs| *secs <= MAX_EXPIRES_AT)
+            .map(Timestamp)
+            .or_else(|| found.string().and_then(Timestamp::parse_rfc3339));
+        if parsed.is_none() {
+            tracing::debug!("ignoring an expires_at that is neither epoch seconds nor RFC 3339");
+        }
+        parsed
+    }
+
+    /// `"ok": false` at the top of a JSON answer (Slack's way of saying it failed).
+    fn says_not_ok(&self) -> bool {
+        matches!(self, Self::Json(map) if map.get("ok") == Some(&Value::Bool(false)))
     }
 }
 
@@ -102,8 +177,8 @@ fn parse_form(body: &[u8]) -> Vec<(String, String)> {
 }
 
 /// Finds the fields in a body: a JSON object; or a form when the content type says so or when the body is not
-/// JSON but reads as a form with `access_token` or `error`.
-fn read_fields(content_type: Option<&str>, body: &[u8]) -> Option<Fields> {
+/// JSON but reads as a form with the access token's key (`access_token` or its mapped path) or `error`.
+fn read_fields(content_type: Option<&str>, body: &[u8], access_token_path: &str) -> Option<Fields> {
     if is_form_content_type(content_type) {
         return Some(Fields::Form(parse_form(body)));
     }
@@ -112,14 +187,24 @@ fn read_fields(content_type: Option<&str>, body: &[u8]) -> Option<Fields> {
         Ok(_) => None,
         Err(_) => {
             let pairs = parse_form(body);
-            pairs.iter().any(|(k, _)| k == "access_token" || k == "error").then_some(Fields::Form(pairs))
+            pairs
+                .iter()
+                .any(|(k, _)| k == "access_token" || k == access_token_path || k == "error")
+                .then_some(Fields::Form(pairs))
         }
     }
 }
 
-/// The OAuth error response in `fields` (RFC 6749 §5.2), if there is one.
+/// The OAuth error response in `fields` (RFC 6749 §5.2), if there is one: an `error` field, or `"ok": false`.
 fn oauth_error(status: u16, fields: &Fields) -> Option<OAuthError> {
     if !fields.has("error") {
+        if fields.says_not_ok() {
+            return Some(OAuthError::Rejected {
+                status,
+                error: "unrecognized_error".to_owned(),
+                description: Some("the answer says \"ok\": false without an error code".to_owned()),
+            });
+        }
         return None;
     }
     let error = fields
@@ -137,16 +222,20 @@ fn oauth_error(status: u16, fields: &Fields) -> Option<OAuthError> {
 ///
 /// - 429 and 5xx: [`OAuthError::Unavailable`] (the caller fills `retry_after` from the `Retry-After` header,
 ///   which is not passed here);
-/// - any status with an `error` field, 200 included: [`OAuthError::Rejected`] with that code and a sanitised
+/// - any status with an `error` field, 200 included, or with `"ok": false` at the top of a JSON answer:
+///   [`OAuthError::Rejected`] with that code (`unrecognized_error` when there is none) and a sanitised
 ///   `error_description`;
 /// - 3xx: [`OAuthError::InvalidResponse`], since redirects are never followed;
 /// - another non-2xx status without an `error` field: [`OAuthError::Rejected`] with the error `http_<status>`
 ///   (for example `http_401`), so that callers see one shape for every refusal;
-/// - 2xx without a non-empty string `access_token`, or with a body that is neither a JSON object nor a form:
-///   [`OAuthError::InvalidResponse`].
+/// - 2xx without a non-empty string access token (at its mapped path), or with a body that is neither a JSON
+///   object nor a form: [`OAuthError::InvalidResponse`].
 ///
-/// `expires_in` may be a number or a numeric string; anything else counts as absent, and an absent lifetime
-/// falls back to `settings.default_expires_in`. Unknown fields are ignored.
+/// Each value is read at its place in `settings.token_response_map` (its standard name when not mapped).
+/// `expires_in` may be a number or a numeric string; anything else counts as absent. An absolute `expires_at`
+/// is read only when mapped, and only when there is no `expires_in`. Without either, the lifetime falls back to
+/// `settings.default_expires_in`. The values of `settings.keep_response_fields` that hold text, numbers or
+/// booleans are copied into [`TokenResponse::extra`]. Unknown fields are ignored.
 ///
 /// # Errors
 /// As listed above. No error contains a token: the body is only ever quoted through `error` and
@@ -166,7 +255,9 @@ pub fn parse_token_response(
     if status >= 500 {
         return Err(OAuthError::Unavailable { message: format!("answered {status}"), retry_after: None });
     }
-    let fields = read_fields(content_type, body);
+    let map = &settings.token_response_map;
+    let path = |key: &'static str| map.path(key).unwrap_or(key);
+    let fields = read_fields(content_type, body, path("access_token"));
     if let Some(err) = fields.as_ref().and_then(|f| oauth_error(status, f)) {
         return Err(err);
     }
@@ -186,29 +277,48 @@ pub fn parse_token_response(
             ),
         });
     };
-    let access_token = match &fields {
-        Fields::Json(map) => map.get("access_token").and_then(Value::as_str).map(str::to_owned),
-        Fields::Form(_) => fields.text("access_token"),
-    }
-    .filter(|t| !t.is_empty())
-    .ok_or_else(|| OAuthError::InvalidResponse { message: format!("answered {status} without an access_token") })?;
-    let token_type = match fields.text("token_type").map(|t| sanitize(t.trim(), 100)) {
+    let access_path = path("access_token");
+    let access_token =
+        fields.at(access_path).and_then(|f| f.string().map(str::to_owned)).filter(|t| !t.is_empty()).ok_or_else(
+            || {
+                let place = if access_path == "access_token" { String::new() } else { format!(" at {access_path}") };
+                OAuthError::InvalidResponse { message: format!("answered {status} without an access_token{place}") }
+            },
+        )?;
+    let token_type = match fields.text(path("token_type")).map(|t| sanitize(t.trim(), 100)) {
         None => "Bearer".to_owned(),
         Some(t) if t.is_empty() || t.eq_ignore_ascii_case("bearer") => "Bearer".to_owned(),
         Some(t) => t,
     };
-    let refresh_token = match &fields {
-        Fields::Json(map) => map.get("refresh_token").and_then(Value::as_str).map(str::to_owned),
-        Fields::Form(_) => fields.text("refresh_token"),
-    }
-    .filter(|t| !t.is_empty())
-    .map(Secret::new);
+    let refresh_path = path("refresh_token");
+    let refresh_token =
+        fields.at(refresh_path).and_then(|f| f.string().map(str::to_owned)).filter(|t| !t.is_empty()).map(Secret::new);
+    let expires_in = fields.expires_in(path("expires_in"));
+    let expires_at = match (expires_in, map.path("expires_at")) {
+        (None, Some(at_path)) => fields.expires_at(at_path),
+        _ => None,
+    };
+    let expires_in = match (expires_in, expires_at) {
+        (None, None) => settings.default_expires_in,
+        (given, _) => given,
+    };
+    let extra = settings
+        .keep_response_fields
+        .iter()
+        .filter(|kept| kept.as_str() != access_path && kept.as_str() != refresh_path)
+        .filter_map(|kept| {
+            let value = fields.text(kept)?;
+            Some((kept.clone(), sanitize(&value, MAX_KEPT_VALUE_CHARS)))
+        })
+        .collect();
     Ok(TokenResponse {
         access_token: Secret::new(access_token),
         token_type,
-        expires_in: fields.expires_in().or(settings.default_expires_in),
+        expires_in,
+        expires_at,
         refresh_token,
-        scope: fields.scope(),
+        scope: fields.scope(path("scope")),
+        extra,
     })
 }
 
@@ -335,5 +445,109 @@ mod tests {
         let t = parse(200, None, r#"{"access_token":"at-SECRET","refresh_token":"rt-SECRET"}"#).expect("ok");
         let shown = format!("{t:?}");
         assert!(!shown.contains("SECRET"), "{shown}");
+    }
+
+    fn mapped(map: serde_json::Value, keep: &[&str]) -> OAuthSettings {
+        let mut s = settings(None);
+        s.token_response_map = serde_json::from_value(map).expect("map");
+        s.keep_response_fields = keep.iter().map(|k| (*k).to_owned()).collect();
+        s
+    }
+
+    #[test]
+    fn nested_and_renamed_fields_follow_the_map() {
+        let slack = mapped(
+            serde_json::json!({"access_token": "authed_user.access_token", "refresh_token": "authed_user.refresh_token",
+                "expires_in": "authed_user.expires_in", "token_type": "authed_user.token_type", "scope": "authed_user.scope"}),
+            &["team.id", "authed_user.access_token", "authed_user.id"],
+        );
+        let body = r#"{"ok":true,"access_token":"xoxb-bot","token_type":"bot","team":{"id":"T1","name":"Acme"},
+            "authed_user":{"id":"U1","access_token":"xoxp-user","refresh_token":"xoxe-1","expires_in":"43200",
+            "token_type":"user","scope":"chat:write"}}"#;
+        let t = parse_token_response(200, Some("application/json"), body.as_bytes(), &slack).expect("parses");
+        assert_eq!(t.access_token.expose(), "xoxp-user");
+        assert_eq!(t.refresh_token.as_ref().map(Secret::expose), Some("xoxe-1"));
+        assert_eq!(t.expires_in, Some(43200));
+        assert_eq!(t.token_type, "user");
+        assert_eq!(t.scope.as_deref(), Some("chat:write"));
+        assert_eq!(
+            t.extra,
+            BTreeMap::from([("authed_user.id".to_owned(), "U1".to_owned()), ("team.id".to_owned(), "T1".to_owned())]),
+            "the token's own path is never kept"
+        );
+
+        let data = mapped(serde_json::json!({"access_token": "data.token", "refresh_token": "data.items.1"}), &[]);
+        let t = parse_token_response(200, None, br#"{"data":{"token":"d-1","items":["x","r-1"]}}"#, &data).expect("ok");
+        assert_eq!((t.access_token.expose(), t.refresh_token.as_ref().map(Secret::expose)), ("d-1", Some("r-1")));
+        let err = parse_token_response(200, None, br#"{"access_token":"top"}"#, &data).expect_err("not at data.token");
+        assert_eq!(
+            err,
+            OAuthError::InvalidResponse { message: "answered 200 without an access_token at data.token".into() }
+        );
+
+        let camel = mapped(serde_json::json!({"access_token": "accessToken", "expires_in": "expiresIn"}), &[]);
+        let t = parse_token_response(
+            200,
+            Some("application/x-www-form-urlencoded"),
+            b"accessToken=c-1&expiresIn=60",
+            &camel,
+        )
+        .expect("form");
+        assert_eq!((t.access_token.expose(), t.expires_in), ("c-1", Some(60)));
+        let t = parse_token_response(200, Some("text/plain"), b"accessToken=c-2", &camel).expect("sniffed form");
+        assert_eq!(t.access_token.expose(), "c-2");
+    }
+
+    #[test]
+    fn absolute_expiry_in_every_shape() {
+        let at = |value: serde_json::Value, default: Option<u64>| {
+            let mut s = mapped(serde_json::json!({"expires_at": "expiry.at"}), &[]);
+            s.default_expires_in = default;
+            let body = serde_json::json!({"access_token": "a", "expiry": {"at": value}}).to_string();
+            parse_token_response(200, None, body.as_bytes(), &s).map(|t| (t.expires_in, t.expires_at))
+        };
+        assert_eq!(at(serde_json::json!(1_800_000_000), Some(60)).ok(), Some((None, Some(Timestamp(1_800_000_000)))));
+        assert_eq!(at(serde_json::json!("1800000000"), None).ok(), Some((None, Some(Timestamp(1_800_000_000)))));
+        assert_eq!(at(serde_json::json!(1_800_000_000.9), None).ok(), Some((None, Some(Timestamp(1_800_000_000)))));
+        assert_eq!(
+            at(serde_json::json!("2027-01-15T09:00:00+01:00"), None).ok(),
+            Some((None, Some(Timestamp(1_800_000_000))))
+        );
+        assert_eq!(at(serde_json::json!("tomorrow"), Some(60)).ok(), Some((Some(60), None)), "unreadable: default");
+        assert_eq!(at(serde_json::json!(1e300), None).ok(), Some((None, None)));
+
+        let mut s = mapped(serde_json::json!({"expires_at": "expires_at"}), &[]);
+        s.default_expires_in = Some(60);
+        let both = br#"{"access_token":"a","expires_in":120,"expires_at":1800000000}"#;
+        let t = parse_token_response(200, None, both, &s).expect("ok");
+        assert_eq!((t.expires_in, t.expires_at), (Some(120), None), "expires_in wins");
+        let unmapped = parse_token_response(200, None, both, &settings(None)).expect("ok");
+        assert_eq!(unmapped.expires_at, None, "expires_at is read only when mapped");
+    }
+
+    #[test]
+    fn ok_false_is_a_rejection_with_or_without_an_error_code() {
+        let err = parse(200, None, r#"{"ok":false,"error":"invalid_code"}"#).expect_err("e");
+        assert_eq!(err, OAuthError::Rejected { status: 200, error: "invalid_code".into(), description: None });
+        let err = parse(200, None, r#"{"ok":false,"access_token":"a"}"#).expect_err("e");
+        assert!(matches!(err, OAuthError::Rejected { status: 200, ref error, .. } if error == "unrecognized_error"));
+        assert!(parse(200, None, r#"{"ok":true,"access_token":"a"}"#).is_ok());
+        assert!(parse(200, None, r#"{"ok":"false","access_token":"a"}"#).is_ok(), "only the boolean counts");
+    }
+
+    #[test]
+    fn kept_values_are_scalars_sanitised_and_capped() {
+        let s = mapped(serde_json::json!({}), &["instance_url", "nested", "n", "b", "long", "missing", "access_token"]);
+        let long = "é".repeat(2000);
+        let body = serde_json::json!({"access_token": "a", "instance_url": "https://acme.my.example.com\n",
+            "nested": {"x": 1}, "n": 7, "b": true, "long": long})
+        .to_string();
+        let t = parse_token_response(200, None, body.as_bytes(), &s).expect("ok");
+        assert_eq!(t.extra.get("instance_url").map(String::as_str), Some("https://acme.my.example.com"));
+        assert_eq!(t.extra.get("n").map(String::as_str), Some("7"));
+        assert_eq!(t.extra.get("b").map(String::as_str), Some("true"));
+        assert_eq!(t.extra.get("long").map(|v| v.chars().count()), Some(MAX_KEPT_VALUE_CHARS));
+        assert!(!t.extra.contains_key("nested") && !t.extra.contains_key("missing"));
+        assert!(!t.extra.contains_key("access_token"));
     }
 }

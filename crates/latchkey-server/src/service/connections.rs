@@ -301,6 +301,7 @@ fn merge_settings(state: &AppState, base: Option<&OAuthSettings>, input: &Connec
         refresh_url: optional_url(&input.refresh_url, base.and_then(|b| b.refresh_url.as_ref())),
         revocation_url: optional_url(&input.revocation_url, base.and_then(|b| b.revocation_url.as_ref())),
         redirect_uri: optional_url(&input.redirect_uri, base.and_then(|b| b.redirect_uri.as_ref())),
+        ..base.cloned().unwrap_or_default()
     };
     validate(state, &settings)?;
     Ok(settings)

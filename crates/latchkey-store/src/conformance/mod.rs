@@ -28,7 +28,7 @@ use std::collections::BTreeMap;
 use latchkey_core::model::{
     ApiKey, ApiKeyId, AuthFlow, Connection, ConnectionId, Digest, FlowId, Status, StoredTokens, User, UserId,
 };
-use latchkey_core::settings::{ClientAuth, GrantType, OAuthSettings, Pkce, TokenRequestFormat};
+use latchkey_core::settings::{ClientAuth, GrantType, OAuthSettings, Pkce, TokenRequestFormat, TokenResponseMap};
 use latchkey_core::store::Store;
 use latchkey_core::{Handle, Sealed, Timestamp};
 
@@ -134,6 +134,19 @@ fn settings() -> OAuthSettings {
         refresh_url: Some("http://127.0.0.1:9/refresh".to_owned()),
         revocation_url: Some("http://127.0.0.1:9/revoke".to_owned()),
         redirect_uri: Some("http://127.0.0.1:8080/callback".to_owned()),
+        refresh_client_auth: Some(ClientAuth::ClientSecretPost),
+        token_response_map: TokenResponseMap {
+            access_token: Some("authed_user.access_token".to_owned()),
+            expires_at: Some("data.expires_at".to_owned()),
+            ..TokenResponseMap::default()
+        },
+        keep_response_fields: vec!["instance_url".to_owned()],
+        keep_callback_params: vec!["realmId".to_owned()],
+        device_authorization_url: Some("http://127.0.0.1:9/device".to_owned()),
+        issuer: Some("http://127.0.0.1:9/{tenant}".to_owned()),
+        discovered: vec!["revocation_url".to_owned()],
+        authorization_response_iss_parameter_supported: true,
+        connection_params: BTreeMap::from([("tenant".to_owned(), "acme".to_owned())]),
     }
 }
 
