@@ -22,12 +22,21 @@ pub struct Options {
     pub refresher_interval: Duration,
     pub dir: Option<Arc<tempfile::TempDir>>,
     pub key_source: Option<KeySource>,
+    /// Off turns the outbound guard on, as in production.
+    pub allow_private_networks: bool,
+    pub outbound_allow: latchkey_oauth::AllowList,
 }
 
 impl Default for Options {
     fn default() -> Self {
         // The refresher stays out of the way unless a test asks for it.
-        Self { refresher_interval: Duration::from_secs(3600), dir: None, key_source: None }
+        Self {
+            refresher_interval: Duration::from_secs(3600),
+            dir: None,
+            key_source: None,
+            allow_private_networks: true,
+            outbound_allow: latchkey_oauth::AllowList::default(),
+        }
     }
 }
 
@@ -50,8 +59,8 @@ pub fn config_for(dir: &std::path::Path, options: &Options) -> Config {
         // Port 0: the application puts the port it bound into the public URL.
         public_url: url::Url::parse("http://127.0.0.1:0").expect("url"),
         key_source: options.key_source.clone().unwrap_or_else(|| KeySource::File(dir.join("master.key"))),
-        allow_private_networks: true,
-        outbound_allow: latchkey_oauth::AllowList::default(),
+        allow_private_networks: options.allow_private_networks,
+        outbound_allow: options.outbound_allow.clone(),
         refresh_window: None,
         refresher_interval: options.refresher_interval,
         authorization_link_ttl: Duration::from_secs(600),

@@ -38,15 +38,21 @@ pub struct Canned {
     pub body: String,
     pub content_type: &'static str,
     pub retry_after: Option<u64>,
+    pub location: Option<String>,
 }
 
 impl Canned {
     pub fn json(status: u16, body: serde_json::Value) -> Self {
-        Self { status, body: body.to_string(), content_type: "application/json", retry_after: None }
+        Self { status, body: body.to_string(), content_type: "application/json", retry_after: None, location: None }
     }
 
     pub fn text(status: u16, body: &str) -> Self {
-        Self { status, body: body.to_owned(), content_type: "text/html", retry_after: None }
+        Self { status, body: body.to_owned(), content_type: "text/html", retry_after: None, location: None }
+    }
+
+    /// A 302 towards `location`.
+    pub fn redirect(location: &str) -> Self {
+        Self { location: Some(location.to_owned()), ..Self::text(302, "") }
     }
 
     /// A 429 asking to come back after `seconds`.
@@ -252,6 +258,9 @@ async fn token(
         let mut response = (status, [("content-type", canned.content_type)], canned.body).into_response();
         if let Some(seconds) = canned.retry_after {
             response.headers_mut().insert("retry-after", seconds.into());
+        }
+        if let Some(location) = canned.location {
+            response.headers_mut().insert("location", location.parse().expect("location"));
         }
         return response;
     }
