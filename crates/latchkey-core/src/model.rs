@@ -1,6 +1,7 @@
 //! The records latchkey keeps: users, API keys, connections with their sealed tokens, authorization flows and
 //! browser sessions. Secrets appear here only as [`Sealed`] bytes or as hashes.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -162,6 +163,9 @@ pub struct StoredTokens {
     pub obtained_at: Timestamp,
     /// The scopes granted, when the provider said.
     pub scope: Option<String>,
+    /// Values kept from the token response and the callback query (`keep_response_fields`,
+    /// `keep_callback_params`), such as Salesforce's `instance_url`. Not secret: stored and shown in the clear.
+    pub extra: BTreeMap<String, String>,
 }
 
 /// A connection to one provider account, owned by one user.

@@ -2,6 +2,8 @@
 //! statuses as their contract spelling, settings and handle lists as JSON text, digests as 32 raw bytes.
 //! Each backend's row decoding calls these, so SQLite and PostgreSQL store the same shapes.
 
+use std::collections::BTreeMap;
+
 use latchkey_core::model::{Digest, Status};
 use latchkey_core::settings::OAuthSettings;
 use latchkey_core::{Error, Handle, Result};
@@ -22,6 +24,24 @@ pub(crate) fn settings_to_db(settings: &OAuthSettings) -> Result<String> {
 /// Settings read back from their JSON text.
 pub(crate) fn settings_from_db(json: &str) -> Result<OAuthSettings> {
     serde_json::from_str(json).map_err(|err| corrupt("connection settings", err))
+}
+
+/// A token set's kept values as stored: a JSON object, or NULL when there are none.
+pub(crate) fn kept_values_to_db(values: &BTreeMap<String, String>) -> Result<Option<String>> {
+    if values.is_empty() {
+        return Ok(None);
+    }
+    serde_json::to_string(values)
+        .map(Some)
+        .map_err(|err| Error::Internal(format!("could not write the kept values as JSON: {err}")))
+}
+
+/// A token set's kept values read back; NULL is none.
+pub(crate) fn kept_values_from_db(json: Option<&str>) -> Result<BTreeMap<String, String>> {
+    json.map_or_else(
+        || Ok(BTreeMap::new()),
+        |text| serde_json::from_str(text).map_err(|err| corrupt("a connection's kept values", err)),
+    )
 }
 
 /// An API key's handle list as stored: a JSON array, or NULL for "every handle".

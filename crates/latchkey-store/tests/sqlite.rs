@@ -93,6 +93,7 @@ async fn a_restart_loses_nothing() {
         expires_at: Some(T0.plus_secs(3600)),
         obtained_at: T0,
         scope: None,
+        extra: Default::default(),
     };
     let write =
         TokenWrite { tokens: rotated.clone(), refresh_at: Some(T0.plus_secs(3000)), now: T0, expected_version: None };
@@ -244,6 +245,7 @@ async fn two_stores_on_one_file_agree_on_the_lease_and_the_version() {
             expires_at: None,
             obtained_at: now,
             scope: None,
+            extra: Default::default(),
         };
         let write = TokenWrite { tokens, refresh_at: None, now, expected_version: Some(round) };
         let (a, b) = tokio::join!(one.save_tokens(&crm.id, &write), two.save_tokens(&crm.id, &write));

@@ -16,6 +16,13 @@ use crate::state::SharedState;
 /// # Errors
 /// `Unauthorized` when the header is missing or not a bearer credential.
 pub fn bearer_key(parts: &Parts) -> Result<&str, Error> {
+    if key_in_query(parts.uri.query()) {
+        return Err(Error::Unauthorized(
+            "API keys are accepted only in the Authorization header, never in the URL (where logs and proxies keep \
+             them): send 'Authorization: Bearer <key>' and revoke the key that was sent in the URL"
+                .to_owned(),
+        ));
+    }
     let header = parts
         .headers
         .get(AUTHORIZATION)
@@ -27,6 +34,16 @@ pub fn bearer_key(parts: &Parts) -> Result<&str, Error> {
         return Err(Error::Unauthorized("the Authorization header must be 'Bearer <API key>'".to_owned()));
     }
     Ok(key.trim())
+}
+
+/// Whether a query string carries something that looks like a credential.
+fn key_in_query(query: Option<&str>) -> bool {
+    const NAMES: [&str; 5] = ["api_key", "apikey", "key", "access_token", "token"];
+    query.is_some_and(|q| {
+        q.split('&')
+            .filter_map(|pair| pair.split('=').next())
+            .any(|name| NAMES.contains(&name.to_ascii_lowercase().as_str()))
+    })
 }
 
 /// Refuses a missing, unknown or revoked key.
@@ -104,5 +121,19 @@ fn describe_rejection(rejection: &JsonRejection) -> String {
         JsonRejection::JsonDataError(e) => format!("the JSON body does not fit: {}", e.body_text()),
         JsonRejection::JsonSyntaxError(e) => format!("the body is not valid JSON: {}", e.body_text()),
         other => format!("the request body could not be read: {}", other.body_text()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_in_the_query_are_spotted() {
+        assert!(key_in_query(Some("api_key=lk_x")));
+        assert!(key_in_query(Some("force_refresh=true&access_token=x")));
+        assert!(key_in_query(Some("Key=x")));
+        assert!(!key_in_query(Some("force_refresh=true")));
+        assert!(!key_in_query(None));
     }
 }

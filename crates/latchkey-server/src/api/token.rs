@@ -60,6 +60,7 @@ pub async fn token(
         token: fresh.token.expose().to_owned(),
         token_type: fresh.token_type,
         expires_at: fresh.expires_at.map(Timestamp::to_rfc3339),
+        extra: fresh.extra,
     };
     Ok(([(CACHE_CONTROL, "no-store"), (PRAGMA, "no-cache")], Json(body)))
 }

@@ -49,6 +49,28 @@ pub struct ConnectionView {
     pub revocation_url: Option<String>,
     /// Whether the provider issued a refresh token.
     pub has_refresh_token: bool,
+    /// `client_secret_post`, `client_secret_basic` or `none` for refresh requests; null follows `client_auth`.
+    pub refresh_client_auth: Option<String>,
+    /// Where each value sits in the token response (dotted paths); unnamed keys keep their standard place.
+    #[schema(example = json!({"access_token": "authed_user.access_token"}))]
+    pub token_response_map: BTreeMap<String, String>,
+    /// Paths of token-response values kept in `extra`.
+    pub keep_response_fields: Vec<String>,
+    /// Callback query parameters kept in `extra`.
+    pub keep_callback_params: Vec<String>,
+    pub device_authorization_url: Option<String>,
+    /// The issuer whose metadata filled the endpoints named in `discovered_endpoints`.
+    pub issuer: Option<String>,
+    /// Which endpoint fields came from the issuer's metadata when the connection was last saved.
+    pub discovered_endpoints: Vec<String>,
+    /// The issuer's metadata promises `iss` in authorization responses, so the callback requires it (RFC 9207).
+    pub iss_required: bool,
+    /// Values for the `{name}` placeholders of the URLs.
+    pub connection_params: BTreeMap<String, String>,
+    /// The values kept from the last authorization and refreshes (`keep_response_fields`,
+    /// `keep_callback_params`), for example `{"instance_url": "https://acme.my.salesforce.com"}`.
+    #[schema(example = json!({"instance_url": "https://acme.my.salesforce.com"}))]
+    pub extra: BTreeMap<String, String>,
 }
 
 fn word<T: Serialize>(value: T) -> String {
@@ -90,6 +112,16 @@ impl ConnectionView {
             refresh_url: s.refresh_url.clone(),
             revocation_url: s.revocation_url.clone(),
             has_refresh_token: tokens.is_some_and(|t| t.refresh_token.is_some()),
+            refresh_client_auth: s.refresh_client_auth.map(word),
+            token_response_map: s.token_response_map.to_pairs(),
+            keep_response_fields: s.keep_response_fields.clone(),
+            keep_callback_params: s.keep_callback_params.clone(),
+            device_authorization_url: s.device_authorization_url.clone(),
+            issuer: s.issuer.clone(),
+            discovered_endpoints: s.discovered.clone(),
+            iss_required: s.authorization_response_iss_parameter_supported,
+            connection_params: s.connection_params.clone(),
+            extra: tokens.map(|t| t.extra.clone()).unwrap_or_default(),
         }
     }
 }
@@ -124,4 +156,9 @@ pub struct TokenBody {
     pub token_type: String,
     /// RFC 3339, or null when the provider gave no lifetime.
     pub expires_at: Option<String>,
+    /// The values the connection keeps from its authorization (`keep_response_fields`, `keep_callback_params`);
+    /// left out when there are none.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    #[schema(example = json!({"instance_url": "https://acme.my.salesforce.com"}))]
+    pub extra: BTreeMap<String, String>,
 }

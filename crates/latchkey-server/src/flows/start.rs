@@ -46,13 +46,12 @@ async fn redirect(state: &SharedState, link: &str) -> Result<Response> {
             sealing::open_verifier(&state.keyring, &flow.id, sealed).map(|v| PkcePair::s256_challenge(v.expose()))
         })
         .transpose()?;
-    let url = latchkey_oauth::authorization_request_url(
-        &connection.settings,
-        &flow.redirect_uri,
-        &state_token,
-        challenge.as_deref(),
-    )
-    .map_err(|e| Error::bad_request(format!("the authorization URL of '{}' is not usable: {e}", connection.handle)))?;
+    let settings = connection.settings.resolved()?;
+    let url =
+        latchkey_oauth::authorization_request_url(&settings, &flow.redirect_uri, &state_token, challenge.as_deref())
+            .map_err(|e| {
+                Error::bad_request(format!("the authorization URL of '{}' is not usable: {e}", connection.handle))
+            })?;
     let max_age = u64::try_from((flow.expires_at.secs() - now.secs()).max(1)).unwrap_or(600);
     let name = cookie::name(&state.config, &start.state_hash);
     tracing::info!(handle = %connection.handle, "authorization started; redirecting to the provider");

@@ -7,9 +7,9 @@ use latchkey_core::settings::{ClientAuth, GrantType, OAuthSettings, Pkce, TokenR
 use latchkey_core::{Error, Handle, Result, Secret};
 use latchkey_oauth::PkcePair;
 use serde::Deserialize;
-use url::Url;
 use utoipa::ToSchema;
 
+use super::settings;
 use crate::sealing::{self, Column};
 use crate::state::AppState;
 
@@ -47,10 +47,39 @@ pub struct ConnectionInput {
     pub token_params: Option<BTreeMap<String, String>>,
     pub refresh_params: Option<BTreeMap<String, String>>,
     pub scope_separator: Option<String>,
+    /// Seconds to assume when the provider sends no lifetime; without it such a token is never refreshed blindly.
     pub default_expires_in: Option<u64>,
     pub refresh_url: Option<String>,
+    /// RFC 7009 endpoint; on delete the tokens are revoked there (a failure is logged, never blocks the delete).
     pub revocation_url: Option<String>,
+    /// Used exactly, in the authorization request and the code exchange. `""` restores the default.
     pub redirect_uri: Option<String>,
+    /// How the client authenticates in refresh requests when not as `client_auth`: `client_secret_post`,
+    /// `client_secret_basic` or `none`; `""` (or absent on create) follows `client_auth`.
+    #[schema(example = "client_secret_post")]
+    pub refresh_client_auth: Option<String>,
+    /// Where each value sits in the token response, as dotted paths. Keys: `access_token`, `refresh_token`,
+    /// `expires_in`, `token_type`, `scope`, and `expires_at` (an absolute expiry in epoch seconds or RFC 3339,
+    /// read only when mapped; `expires_in` wins when both are present). Unnamed keys keep their standard place.
+    #[schema(example = json!({"access_token": "authed_user.access_token"}))]
+    pub token_response_map: Option<BTreeMap<String, String>>,
+    /// Dotted paths of token-response values to keep with the connection and show in `extra` (never
+    /// token-like fields), for example `["instance_url"]`.
+    #[schema(example = json!(["instance_url"]))]
+    pub keep_response_fields: Option<Vec<String>>,
+    /// Names of callback query parameters to keep in `extra`, for example `["realmId"]`.
+    #[schema(example = json!(["realmId"]))]
+    pub keep_callback_params: Option<Vec<String>>,
+    /// The RFC 8628 device authorization endpoint.
+    pub device_authorization_url: Option<String>,
+    /// An issuer whose RFC 8414 (or OpenID Connect) metadata fills the endpoints not given, fetched when the
+    /// connection is saved. Its metadata must name exactly this issuer. When it advertises
+    /// `authorization_response_iss_parameter_supported`, the callback requires a matching `iss` (RFC 9207).
+    pub issuer: Option<String>,
+    /// Values for `{name}` placeholders in the URLs and the issuer, for example `{"subdomain": "acme"}`. Values
+    /// are letters, digits, `-`, `.`, `_` and `~` only.
+    #[schema(example = json!({"subdomain": "acme"}))]
+    pub connection_params: Option<BTreeMap<String, String>>,
 }
 
 /// A connection together with a fresh authorization link.
@@ -65,7 +94,7 @@ pub struct Authorizing {
 /// `Invalid` naming the field at fault (including a handle the user already has).
 pub async fn create(state: &AppState, user: &User, input: ConnectionInput) -> Result<Authorizing> {
     let handle = Handle::parse(input.handle.as_deref().unwrap_or_default())?;
-    let settings = merge_settings(state, None, &input)?;
+    let settings = settings::build(state, None, &input).await?;
     let name = clean_name(input.name.as_deref().unwrap_or(handle.as_str()))?;
     let provider = clean_provider(input.provider.as_deref())?;
     let now = state.clock.now();
@@ -116,7 +145,7 @@ pub async fn update(state: &AppState, user: &User, handle: &Handle, input: Conne
     {
         return Err(Error::invalid("handle", format!("the handle of '{handle}' cannot be changed")));
     }
-    let settings = merge_settings(state, Some(&existing.settings), &input)?;
+    let settings = settings::build(state, Some(&existing.settings), &input).await?;
     let name = match input.name.as_deref() {
         Some(name) => clean_name(name)?,
         None => existing.name.clone(),
@@ -127,9 +156,14 @@ pub async fn update(state: &AppState, user: &User, handle: &Handle, input: Conne
     };
     let client_secret = non_empty(input.client_secret.as_ref())
         .map(|s| sealing::seal(&state.keyring, &existing.id, Column::ClientSecret, s));
-    let endpoints_changed = settings.token_url != existing.settings.token_url
-        || settings.refresh_endpoint() != existing.settings.refresh_endpoint()
-        || settings.client_id != existing.settings.client_id;
+    let endpoints_changed = match (settings.resolved(), existing.settings.resolved()) {
+        (Ok(new), Ok(old)) => {
+            new.token_url != old.token_url
+                || new.refresh_endpoint() != old.refresh_endpoint()
+                || new.client_id != old.client_id
+        }
+        _ => true,
+    };
     let now = state.clock.now();
     let config = ConnectionConfig { name, provider, settings, client_secret };
     state.store.update_connection_config(&existing.id, &config, now).await?;
@@ -225,13 +259,21 @@ async fn revoke_tokens(state: &AppState, connection: &Connection) {
         None => (&tokens.access_token, Column::AccessToken, "access_token"),
     };
     let Ok(token) = sealing::open(&state.keyring, &connection.id, column, sealed) else { return };
-    if let Err(err) = latchkey_oauth::revoke(&state.http, &connection.settings, secret.as_ref(), &token, hint).await {
-        let endpoint = connection.settings.revocation_url.as_deref().unwrap_or_default();
-        tracing::warn!(
+    let settings = match connection.settings.resolved() {
+        Ok(settings) => settings,
+        Err(err) => {
+            tracing::warn!(handle = %connection.handle, error = %err, "token revocation skipped; deleting anyway");
+            return;
+        }
+    };
+    let endpoint = settings.revocation_url.as_deref().unwrap_or_default();
+    match latchkey_oauth::revoke(&state.http, &settings, secret.as_ref(), &token, hint).await {
+        Ok(()) => tracing::info!(handle = %connection.handle, token_type_hint = hint, "tokens revoked at the provider"),
+        Err(err) => tracing::warn!(
             handle = %connection.handle,
             error = %err.describe_at("the revocation endpoint", endpoint),
             "token revocation failed; deleting anyway"
-        );
+        ),
     }
 }
 
@@ -263,121 +305,6 @@ fn clean_provider(provider: Option<&str>) -> Result<String> {
     }
 }
 
-/// Applies `input` over `base` (or over the defaults when creating) and validates the result.
-fn merge_settings(state: &AppState, base: Option<&OAuthSettings>, input: &ConnectionInput) -> Result<OAuthSettings> {
-    let required = |field: &str, value: Option<&String>, old: Option<&String>| -> Result<String> {
-        match value.or(old).map(|v| v.trim().to_owned()) {
-            Some(v) if !v.is_empty() => Ok(v),
-            _ => Err(Error::invalid(field, format!("{} is required", field.replace('_', " ")))),
-        }
-    };
-    let settings = OAuthSettings {
-        grant_type: input.grant_type.or(base.map(|b| b.grant_type)).unwrap_or_default(),
-        authorization_url: required(
-            "authorization_url",
-            input.authorization_url.as_ref(),
-            base.map(|b| &b.authorization_url),
-        )?,
-        token_url: required("token_url", input.token_url.as_ref(), base.map(|b| &b.token_url))?,
-        client_id: required("client_id", input.client_id.as_ref(), base.map(|b| &b.client_id))?,
-        scopes: input
-            .scopes
-            .as_deref()
-            .map(|s| s.split_whitespace().collect::<Vec<_>>().join(" "))
-            .or_else(|| base.map(|b| b.scopes.clone()))
-            .unwrap_or_default(),
-        pkce: input.pkce.or(base.map(|b| b.pkce)).unwrap_or_default(),
-        client_auth: input.client_auth.or(base.map(|b| b.client_auth)).unwrap_or_default(),
-        token_request_format: input.token_request_format.or(base.map(|b| b.token_request_format)).unwrap_or_default(),
-        authorization_params: pick(&input.authorization_params, base.map(|b| &b.authorization_params)),
-        token_params: pick(&input.token_params, base.map(|b| &b.token_params)),
-        refresh_params: pick(&input.refresh_params, base.map(|b| &b.refresh_params)),
-        scope_separator: input
-            .scope_separator
-            .clone()
-            .or_else(|| base.map(|b| b.scope_separator.clone()))
-            .unwrap_or_else(|| " ".to_owned()),
-        default_expires_in: input.default_expires_in.or(base.and_then(|b| b.default_expires_in)),
-        refresh_url: optional_url(&input.refresh_url, base.and_then(|b| b.refresh_url.as_ref())),
-        revocation_url: optional_url(&input.revocation_url, base.and_then(|b| b.revocation_url.as_ref())),
-        redirect_uri: optional_url(&input.redirect_uri, base.and_then(|b| b.redirect_uri.as_ref())),
-        ..base.cloned().unwrap_or_default()
-    };
-    validate(state, &settings)?;
-    Ok(settings)
-}
-
-fn pick(input: &Option<BTreeMap<String, String>>, base: Option<&BTreeMap<String, String>>) -> BTreeMap<String, String> {
-    input.clone().or_else(|| base.cloned()).unwrap_or_default()
-}
-
-/// An optional URL field: absent keeps `base`, an empty string clears it.
-fn optional_url(input: &Option<String>, base: Option<&String>) -> Option<String> {
-    match input.as_deref().map(str::trim) {
-        Some("") => None,
-        Some(v) => Some(v.to_owned()),
-        None => base.cloned(),
-    }
-}
-
-fn validate(state: &AppState, settings: &OAuthSettings) -> Result<()> {
-    if settings.grant_type != GrantType::AuthorizationCode {
-        return Err(Error::invalid(
-            "grant_type",
-            "only the authorization_code grant is available in this version of latchkey",
-        ));
-    }
-    let policy = state.http.policy();
-    let endpoints = [
-        ("authorization_url", Some(&settings.authorization_url)),
-        ("token_url", Some(&settings.token_url)),
-        ("refresh_url", settings.refresh_url.as_ref()),
-        ("revocation_url", settings.revocation_url.as_ref()),
-    ];
-    for (field, value) in endpoints {
-        let Some(value) = value else { continue };
-        let url = parse_url(field, value)?;
-        if field != "authorization_url" {
-            // The browser, not latchkey, visits the authorization URL; the others latchkey calls itself.
-            latchkey_oauth::guard::check_url(&url, policy)
-                .map_err(|e| Error::invalid(field, format!("{}: {e}", field.replace('_', " "))))?;
-        }
-    }
-    if let Some(redirect) = &settings.redirect_uri {
-        parse_url("redirect_uri", redirect)?;
-    }
-    if settings.client_id.chars().any(char::is_control) {
-        return Err(Error::invalid("client_id", "the client ID contains control characters"));
-    }
-    let separator = settings.scope_separator.as_str();
-    if separator.is_empty() || separator.len() > 3 || separator.chars().any(char::is_alphanumeric) {
-        return Err(Error::invalid(
-            "scope_separator",
-            "the scope separator must be 1 to 3 non-alphanumeric characters, such as \" \", \",\" or \"+\"",
-        ));
-    }
-    if settings.default_expires_in == Some(0) {
-        return Err(Error::invalid("default_expires_in", "default_expires_in must be at least 1 second"));
-    }
-    Ok(())
-}
-
-fn parse_url(field: &str, value: &str) -> Result<Url> {
-    let url = Url::parse(value).map_err(|e| {
-        Error::invalid(
-            field,
-            format!("{} is not a valid URL ({e}): give a full https:// address", field.replace('_', " ")),
-        )
-    })?;
-    if !matches!(url.scheme(), "https" | "http") {
-        return Err(Error::invalid(field, format!("{} must be an https:// address", field.replace('_', " "))));
-    }
-    if url.host_str().is_none_or(str::is_empty) {
-        return Err(Error::invalid(field, format!("{} has no host", field.replace('_', " "))));
-    }
-    Ok(url)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -389,13 +316,5 @@ mod tests {
         let printed = format!("{input:?}");
         assert!(!printed.contains("very-secret-value"), "{printed}");
         assert!(printed.contains("[redacted]"), "{printed}");
-    }
-
-    #[test]
-    fn optional_urls_keep_clear_or_replace() {
-        let base = "https://old".to_owned();
-        assert_eq!(optional_url(&None, Some(&base)), Some(base.clone()));
-        assert_eq!(optional_url(&Some(" ".into()), Some(&base)), None);
-        assert_eq!(optional_url(&Some("https://new".into()), Some(&base)).as_deref(), Some("https://new"));
     }
 }

@@ -3,4 +3,5 @@
 
 pub mod api_keys;
 pub mod connections;
+pub mod settings;
 pub mod users;

@@ -75,6 +75,7 @@ mod tests {
             expires_at: expires.map(Timestamp),
             obtained_at: Timestamp(obtained),
             scope: None,
+            extra: std::collections::BTreeMap::new(),
         }
     }
 

@@ -4,7 +4,7 @@
 //! that disconnects does not cancel it); across processes, a lease in the database decides who calls the
 //! provider, and the write is fenced by the token version that refresh started from.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -32,6 +32,8 @@ pub struct FreshToken {
     pub token: Secret,
     pub token_type: String,
     pub expires_at: Option<Timestamp>,
+    /// The values the connection keeps from its authorization (`keep_response_fields`, `keep_callback_params`).
+    pub extra: BTreeMap<String, String>,
 }
 
 type SharedRefresh = Shared<BoxFuture<'static, Result<FreshToken>>>;
@@ -200,7 +202,12 @@ impl TokenService {
 impl Inner {
     fn fresh(&self, connection: &Connection, tokens: &StoredTokens) -> Result<FreshToken> {
         let token = sealing::open(&self.keyring, &connection.id, Column::AccessToken, &tokens.access_token)?;
-        Ok(FreshToken { token, token_type: tokens.token_type.clone(), expires_at: tokens.expires_at })
+        Ok(FreshToken {
+            token,
+            token_type: tokens.token_type.clone(),
+            expires_at: tokens.expires_at,
+            extra: tokens.extra.clone(),
+        })
     }
 
     async fn expired_without_refresh_token(
@@ -309,10 +316,10 @@ impl Inner {
             .as_ref()
             .map(|s| sealing::open(&self.keyring, id, Column::ClientSecret, s))
             .transpose()?;
-        let endpoint = connection.settings.refresh_endpoint().to_owned();
+        let settings = connection.settings.resolved()?;
+        let endpoint = settings.refresh_endpoint().to_owned();
         tracing::debug!(handle = %handle, "refreshing the access token");
-        let answer =
-            latchkey_oauth::refresh(&self.http, &connection.settings, client_secret.as_ref(), &refresh_token).await;
+        let answer = latchkey_oauth::refresh(&self.http, &settings, client_secret.as_ref(), &refresh_token).await;
         let now = self.clock.now();
         match answer {
             Ok(response) => {
@@ -325,6 +332,7 @@ impl Inner {
                         token: response.access_token.clone(),
                         token_type: write.tokens.token_type,
                         expires_at: write.tokens.expires_at,
+                        extra: write.tokens.extra,
                     });
                 }
                 // Somebody wrote in between (our lease had run out): theirs is the current token.
@@ -400,8 +408,15 @@ impl Inner {
             Some(new) => Some(sealing::seal(&self.keyring, id, Column::RefreshToken, new)),
             None => previous.and_then(|p| p.refresh_token.clone()),
         };
-        let expires_at = response.expires_in.map(|secs| now.plus_secs(i64::try_from(secs).unwrap_or(i64::MAX / 2)));
+        // A relative lifetime (or the connection's default) first; else the provider's absolute expiry.
+        let expires_at = response
+            .expires_in
+            .map(|secs| now.plus_secs(i64::try_from(secs).unwrap_or(i64::MAX / 2)))
+            .or(response.expires_at);
         let scope = response.scope.clone().or_else(|| previous.and_then(|p| p.scope.clone()));
+        // Kept values survive a refresh that does not repeat them; repeated ones are updated.
+        let mut extra = previous.map(|p| p.extra.clone()).unwrap_or_default();
+        extra.extend(response.extra.iter().map(|(k, v)| (k.clone(), v.clone())));
         let stored = StoredTokens {
             access_token,
             refresh_token,
@@ -409,6 +424,7 @@ impl Inner {
             expires_at,
             obtained_at: now,
             scope,
+            extra,
         };
         let refresh_at = if stored.refresh_token.is_some() { self.policy.refresh_at(now, expires_at) } else { None };
         (stored, refresh_at)

@@ -214,3 +214,19 @@ async fn health_and_openapi_answer() {
         assert!(doc["paths"][path].is_object(), "{path} documented");
     }
 }
+
+#[tokio::test]
+async fn a_key_in_the_query_string_is_refused() {
+    let app = spawn_app().await;
+    let provider = MockProvider::start("client-1", "s").await;
+    let alice = app.caller("alice", None).await;
+    app.connect(&alice, "crm", &provider, "s").await;
+    let url = app.url(&format!("/api/v1/connections/crm/token?api_key={}", alice.key));
+    let response = app.http.get(&url).send().await.expect("request");
+    assert_eq!(response.status().as_u16(), 401);
+    let body: serde_json::Value = response.json().await.expect("json");
+    assert!(body["error"].as_str().unwrap_or_default().contains("Authorization header"), "{body}");
+    // Even together with a valid header, a key in the URL is refused.
+    let response = app.http.get(&url).bearer_auth(&alice.key).send().await.expect("request");
+    assert_eq!(response.status().as_u16(), 401);
+}

@@ -189,6 +189,7 @@ fn tokens(label: &str) -> StoredTokens {
         expires_at: Some(T0.plus_secs(3600)),
         obtained_at: T0,
         scope: Some("read write".to_owned()),
+        extra: BTreeMap::from([("instance_url".to_owned(), format!("https://{label}.example"))]),
     }
 }
 

@@ -13,7 +13,7 @@ use latchkey_core::{Error, Handle, Result, Sealed, Timestamp};
 
 use super::SqliteStore;
 use super::rows::{self, api_key_columns, connection_columns};
-use crate::codec::settings_to_db;
+use crate::codec::{kept_values_to_db, settings_to_db};
 use crate::error::{storage, unique_as_conflict};
 
 /// The error when an update by id finds no row.
@@ -30,12 +30,13 @@ impl ConnectionStore for SqliteStore {
     async fn insert_connection(&self, connection: &Connection) -> Result<()> {
         let settings = settings_to_db(&connection.settings)?;
         let tokens = connection.tokens.as_ref();
+        let kept_values = tokens.map(|t| kept_values_to_db(&t.extra)).transpose()?.flatten();
         sqlx::query(
             "INSERT INTO connections (id, user_id, handle, name, provider, settings, client_secret, status, \
              last_error, access_token, refresh_token, token_type, expires_at, obtained_at, granted_scope, \
              token_version, failure_count, retry_after, refresh_at, last_refreshed_at, lease_owner, lease_until, \
-             created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, ?, ?)",
+             created_at, updated_at, kept_values) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, ?, ?, ?)",
         )
         .bind(connection.id.as_str())
         .bind(connection.user_id.as_str())
@@ -59,6 +60,7 @@ impl ConnectionStore for SqliteStore {
         .bind(connection.last_refreshed_at.map(Timestamp::secs))
         .bind(connection.created_at.secs())
         .bind(connection.updated_at.secs())
+        .bind(kept_values)
         .execute(&self.pool)
         .await
         .map_err(unique_as_conflict("inserting a connection", "handle", || {
@@ -193,7 +195,7 @@ impl ConnectionStore for SqliteStore {
             "UPDATE connections SET access_token = ?1, refresh_token = ?2, token_type = ?3, expires_at = ?4, \
              obtained_at = ?5, granted_scope = ?6, refresh_at = ?7, status = 'connected', last_error = NULL, \
              failure_count = 0, retry_after = NULL, last_refreshed_at = ?8, updated_at = ?8, \
-             token_version = token_version + 1, lease_owner = NULL, lease_until = NULL \
+             token_version = token_version + 1, lease_owner = NULL, lease_until = NULL, kept_values = ?11 \
              WHERE id = ?9 AND (?10 IS NULL OR token_version = ?10)",
         )
         .bind(tokens.access_token.as_bytes())
@@ -206,6 +208,7 @@ impl ConnectionStore for SqliteStore {
         .bind(write.now.secs())
         .bind(id.as_str())
         .bind(write.expected_version)
+        .bind(kept_values_to_db(&tokens.extra)?)
         .execute(&self.pool)
         .await
         .map_err(storage("saving the tokens of a connection"))?;

@@ -12,7 +12,8 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{Decode, Row, Sqlite, Type};
 
 use crate::codec::{
-    digest_from_db, handle_from_db, handles_from_db, optional_digest_from_db, settings_from_db, status_from_db,
+    digest_from_db, handle_from_db, handles_from_db, kept_values_from_db, optional_digest_from_db, settings_from_db,
+    status_from_db,
 };
 use crate::error::corrupt;
 
@@ -42,7 +43,8 @@ macro_rules! connection_columns {
          c.token_type AS c_token_type, c.expires_at AS c_expires_at, c.obtained_at AS c_obtained_at, \
          c.granted_scope AS c_granted_scope, c.token_version AS c_token_version, \
          c.failure_count AS c_failure_count, c.retry_after AS c_retry_after, c.refresh_at AS c_refresh_at, \
-         c.last_refreshed_at AS c_last_refreshed_at, c.created_at AS c_created_at, c.updated_at AS c_updated_at"
+         c.last_refreshed_at AS c_last_refreshed_at, c.created_at AS c_created_at, c.updated_at AS c_updated_at, \
+         c.kept_values AS c_kept_values"
     };
 }
 
@@ -134,6 +136,7 @@ pub(super) fn connection(row: &SqliteRow) -> Result<Connection> {
             obtained_at: optional_time(row, "c_obtained_at")?
                 .ok_or_else(|| corrupt("a token set", "an access token without the time it was obtained"))?,
             scope: get(row, "c_granted_scope")?,
+            extra: kept_values_from_db(get::<Option<&str>>(row, "c_kept_values")?)?,
         }),
     };
     Ok(Connection {
