@@ -34,6 +34,10 @@ pub enum Error {
     #[error("{0}")]
     NeedsReauth(String),
 
+    /// Too many requests from one API key or client (HTTP 429); try again after `retry_after_secs`.
+    #[error("{message}")]
+    RateLimited { message: String, retry_after_secs: u64 },
+
     /// The provider failed or could not be reached (HTTP 502). `retryable` is true for 5xx, 429, timeouts and
     /// connection failures, where the same request may succeed later.
     #[error("{message}")]
@@ -81,6 +85,7 @@ impl Error {
             Self::NotFound(_) => "not_found",
             Self::Conflict { code, .. } => code,
             Self::NeedsReauth(_) => "needs_reauth",
+            Self::RateLimited { .. } => "rate_limited",
             Self::Provider { .. } => "provider_error",
             Self::Crypto(_) | Self::Storage(_) | Self::Internal(_) => "internal",
         }
@@ -95,6 +100,7 @@ impl Error {
             Self::Forbidden(_) => 403,
             Self::NotFound(_) => 404,
             Self::Conflict { .. } | Self::NeedsReauth(_) => 409,
+            Self::RateLimited { .. } => 429,
             Self::Provider { .. } => 502,
             Self::Crypto(_) | Self::Storage(_) | Self::Internal(_) => 500,
         }

@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
+use crate::api::limits::ApiRateLimiter;
 use crate::config::Config;
 use crate::state::{AppState, SharedState};
 use crate::tokens::{RefreshPolicy, TokenService, run_refresher};
@@ -61,8 +62,17 @@ impl Application {
             // Listening on port 0 without a public URL: the default public URL names the port actually bound.
             let _ = config.public_url.set_port(Some(bound.port()));
         }
-        let state =
-            Arc::new(AppState { config, store, keyring, http, clock, tokens, shutdown: CancellationToken::new() });
+        let api_limits = ApiRateLimiter::new(config.api_rate_limit);
+        let state = Arc::new(AppState {
+            config,
+            store,
+            keyring,
+            http,
+            clock,
+            tokens,
+            api_limits,
+            shutdown: CancellationToken::new(),
+        });
         let setup_link = setup::prepare(&state).await?;
         Ok(Self { listener, state, setup_link })
     }
@@ -99,6 +109,7 @@ impl Application {
             state.config.refresher_interval,
             shutdown.clone(),
         ));
+        let sweeper = tokio::spawn(sweep_rate_limits(Arc::clone(&state), shutdown.clone()));
         let app = router(Arc::clone(&state));
         let stop = shutdown.clone();
         let inner = state.shutdown.clone();
@@ -110,7 +121,18 @@ impl Application {
             .await
             .context("the HTTP server failed")?;
         let _ = refresher.await;
+        let _ = sweeper.await;
         Ok(())
+    }
+}
+
+/// Forgets idle API keys' rate-limit buckets once a minute.
+async fn sweep_rate_limits(state: SharedState, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            () = tokio::time::sleep(std::time::Duration::from_secs(60)) => state.api_limits.shrink(),
+        }
     }
 }
 

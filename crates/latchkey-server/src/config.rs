@@ -2,6 +2,7 @@
 //! both; the flag wins). Built once in `main` and passed in; there is no global configuration.
 
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -48,6 +49,10 @@ pub struct Settings {
     #[arg(long, env = "LATCHKEY_REFRESHER_INTERVAL_SECS", default_value_t = 30, global = true)]
     pub refresher_interval_secs: u64,
 
+    /// How many API requests a second each API key may make (bursts of as many are allowed).
+    #[arg(long, env = "LATCHKEY_API_RATE_LIMIT", default_value_t = 100, global = true)]
+    pub api_rate_limit: u32,
+
     /// How long an authorization link stays valid, in seconds.
     #[arg(long, env = "LATCHKEY_AUTHORIZATION_LINK_TTL_SECS", default_value_t = 600, global = true)]
     pub authorization_link_ttl_secs: u64,
@@ -75,6 +80,8 @@ pub struct Config {
     pub refresh_window: Option<Duration>,
     pub refresher_interval: Duration,
     pub authorization_link_ttl: Duration,
+    /// API requests a second per key.
+    pub api_rate_limit: NonZeroU32,
 }
 
 impl Config {
@@ -102,6 +109,8 @@ impl Config {
             refresh_window: settings.refresh_window_secs.map(Duration::from_secs),
             refresher_interval: Duration::from_secs(settings.refresher_interval_secs),
             authorization_link_ttl: Duration::from_secs(settings.authorization_link_ttl_secs),
+            api_rate_limit: NonZeroU32::new(settings.api_rate_limit)
+                .ok_or_else(|| anyhow::anyhow!("--api-rate-limit must be at least 1"))?,
         })
     }
 
@@ -157,6 +166,7 @@ mod tests {
             refresh_window_secs: None,
             refresher_interval_secs: 30,
             authorization_link_ttl_secs: 600,
+            api_rate_limit: 100,
         };
         let config = Config::from_settings(&settings).expect("valid");
         assert_eq!(config.default_redirect_uri(), "http://127.0.0.1:9999/oauth2/callback");

@@ -9,6 +9,7 @@ use latchkey_crypto::Keyring;
 use latchkey_oauth::HttpClient;
 use tokio_util::sync::CancellationToken;
 
+use crate::api::limits::ApiRateLimiter;
 use crate::config::Config;
 use crate::tokens::TokenService;
 
@@ -20,6 +21,7 @@ pub struct AppState {
     pub http: HttpClient,
     pub clock: Arc<dyn Clock>,
     pub tokens: TokenService,
+    pub api_limits: ApiRateLimiter,
     /// Cancelled when the server shuts down; long-running tasks watch it.
     pub shutdown: CancellationToken,
 }

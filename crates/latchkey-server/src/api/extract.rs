@@ -89,6 +89,7 @@ impl FromRequestParts<SharedState> for ApiCaller {
         let hash = latchkey_crypto::tokens::digest(presented);
         let stored = state.store.api_key_by_hash(&hash).await?;
         let key = check_key(stored.as_ref())?.clone();
+        state.api_limits.check(&key.id, &key.name)?;
         let user = state
             .store
             .user_by_id(&key.user_id)

@@ -3,6 +3,7 @@
 mod connections;
 pub mod error;
 pub mod extract;
+pub mod limits;
 mod openapi;
 mod token;
 pub mod views;

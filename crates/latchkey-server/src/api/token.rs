@@ -46,6 +46,7 @@ pub async fn token(
         None => return Err(check_key(None).err().unwrap_or_else(|| Error::Unauthorized(String::new())).into()),
     };
     check_key(Some(&key))?;
+    state.api_limits.check(&key.id, &key.name)?;
     if !key.allows(&handle) {
         return Err(Error::Forbidden(format!(
             "the API key '{}' may not read the handle '{handle}'; it is limited to other handles",

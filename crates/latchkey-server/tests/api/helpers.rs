@@ -25,6 +25,7 @@ pub struct Options {
     /// Off turns the outbound guard on, as in production.
     pub allow_private_networks: bool,
     pub outbound_allow: latchkey_oauth::AllowList,
+    pub api_rate_limit: std::num::NonZeroU32,
 }
 
 impl Default for Options {
@@ -36,6 +37,7 @@ impl Default for Options {
             key_source: None,
             allow_private_networks: true,
             outbound_allow: latchkey_oauth::AllowList::default(),
+            api_rate_limit: std::num::NonZeroU32::new(1000).expect("non-zero"),
         }
     }
 }
@@ -64,6 +66,7 @@ pub fn config_for(dir: &std::path::Path, options: &Options) -> Config {
         refresh_window: None,
         refresher_interval: options.refresher_interval,
         authorization_link_ttl: Duration::from_secs(600),
+        api_rate_limit: options.api_rate_limit,
     }
 }
 

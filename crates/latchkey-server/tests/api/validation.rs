@@ -230,3 +230,26 @@ async fn a_key_in_the_query_string_is_refused() {
     let response = app.http.get(&url).bearer_auth(&alice.key).send().await.expect("request");
     assert_eq!(response.status().as_u16(), 401);
 }
+
+#[tokio::test]
+async fn a_key_over_its_rate_limit_gets_429_with_retry_after() {
+    let options = crate::helpers::Options {
+        api_rate_limit: std::num::NonZeroU32::new(5).expect("non-zero"),
+        ..crate::helpers::Options::default()
+    };
+    let app = crate::helpers::spawn_with(options).await;
+    let alice = app.caller("alice", None).await;
+    let bob = app.caller("bob", None).await;
+    let mut statuses = Vec::new();
+    for _ in 0..8 {
+        let response =
+            app.http.get(app.url("/api/v1/connections")).bearer_auth(&alice.key).send().await.expect("request");
+        if response.status().as_u16() == 429 {
+            assert!(response.headers().contains_key("retry-after"));
+        }
+        statuses.push(response.status().as_u16());
+    }
+    assert!(statuses.contains(&429), "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 5, "{statuses:?}");
+    assert_eq!(app.api(&bob, Method::GET, "/api/v1/connections", None).await.0, 200, "bob has his own bucket");
+}
