@@ -1,14 +1,23 @@
 // latchkey's pages work without this script; it makes them nicer:
-// - forms marked data-authorize (new, edit, reconnect) open the provider's consent page in a popup;
-// - the handle field says, as you type, why a handle is refused;
-// - delete forms ask first; copy buttons copy.
-// No inline handlers (the Content-Security-Policy forbids them): everything is wired here.
+// - forms marked data-authorize (new, edit, reconnect) open the provider's consent page in a popup, and the
+//   list updates in place when the popup reports back (or closes);
+// - the handle field says, as you type, why a handle is refused (its format, or that you already have it);
+// - forms marked data-confirm ask first; Copy buttons copy.
+// No inline handlers (the Content-Security-Policy forbids them): everything is wired here, by delegation, so
+// rows swapped in later work the same.
 (function () {
   "use strict";
 
   var POPUP_NAME = "latchkey-authorize";
-  var POPUP_FEATURES = "width=600,height=720";
+  var POPUP_FEATURES = "popup,width=600,height=720";
   var HANDLE_PATTERN = /^[a-z0-9-]{1,64}$/;
+  var HANDLE_CHECK_DELAY_MS = 250;
+  var AWAITING_KEY = "latchkey:awaiting";
+
+  // Copy buttons are inert without this script; the stylesheet keeps their space until it runs.
+  document.documentElement.classList.add("js");
+
+  // ---- Errors on forms -----------------------------------------------------------------------------------
 
   // Where a form shows an error: next to its field, else above the form, else at the top of the page.
   function errorSlot(form, field) {
@@ -42,13 +51,105 @@
     }
   }
 
+  // ---- The authorization popup ---------------------------------------------------------------------------
+
+  // The authorization in progress: { handle, popup, timer }.
+  var current = null;
+
+  function onList() { return document.querySelector("[data-connection-list]") !== null; }
+
+  function rowOf(handle) {
+    return document.querySelector('li.connection[data-handle="' + handle + '"]');
+  }
+
+  // Handles whose authorization was started from this tab and may still end; kept across page loads, so the
+  // list can catch up when the popup lost its link to this window (some providers cut it).
+  function awaiting() {
+    try { return JSON.parse(window.sessionStorage.getItem(AWAITING_KEY) || "[]"); } catch (e) { return []; }
+  }
+
+  function setAwaiting(list) {
+    try { window.sessionStorage.setItem(AWAITING_KEY, JSON.stringify(list.slice(-20))); } catch (e) { /* private */ }
+  }
+
+  function remember(handle) {
+    var list = awaiting().filter(function (h) { return h !== handle; });
+    list.push(handle);
+    setAwaiting(list);
+  }
+
+  function settle(handle) {
+    setAwaiting(awaiting().filter(function (h) { return h !== handle; }));
+  }
+
+  // Replaces the row of `handle` with the server's current one, in place: same position, and the focus
+  // stays on the same kind of control.
+  function refreshRow(handle) {
+    var row = rowOf(handle);
+    if (!row) { return Promise.resolve(); }
+    return fetch("/connections/" + encodeURIComponent(handle) + "/row", {
+      headers: { "Accept": "text/html" },
+      credentials: "same-origin"
+    }).then(function (response) {
+      if (response.status === 404) { row.remove(); settle(handle); return; }
+      if (!response.ok) { return; }
+      return response.text().then(function (html) {
+        var template = document.createElement("template");
+        template.innerHTML = html.trim();
+        var fresh = template.content.querySelector("li.connection");
+        var old = rowOf(handle);
+        if (!fresh || !old) { return; }
+        var focused = old.contains(document.activeElement) ? document.activeElement : null;
+        var focusKey = focused ? (focused.textContent || "").trim() : null;
+        old.replaceWith(fresh);
+        if (fresh.getAttribute("data-status") !== "pending") { settle(handle); }
+        if (focusKey) {
+          var again = Array.prototype.find.call(fresh.querySelectorAll("a, button"), function (el) {
+            return (el.textContent || "").trim() === focusKey;
+          });
+          if (again) { again.focus(); }
+        }
+      });
+    }).catch(function () { /* the next focus tries again */ });
+  }
+
+  // The authorization of `handle` ended (the popup reported back, or closed): show its result.
+  function finish(handle) {
+    if (!current || current.handle !== handle) { return; }
+    window.clearInterval(current.timer);
+    current = null;
+    if (onList()) {
+      refreshRow(handle);
+    } else {
+      window.location.assign("/connections#c-" + encodeURIComponent(handle));
+    }
+  }
+
+  function waiting(handle) {
+    var note = onList() ? rowOf(handle) && rowOf(handle).querySelector("[data-status-note]")
+      : document.querySelector("[data-flow-status]");
+    if (note) {
+      note.classList.remove("problem");
+      note.textContent = "Waiting for you to approve access in the provider's window…";
+    }
+  }
+
+  function watch(popup, handle) {
+    if (current) { window.clearInterval(current.timer); }
+    current = { handle: handle, popup: popup, timer: 0 };
+    current.timer = window.setInterval(function () {
+      if (popup.closed) { finish(handle); }
+    }, 500);
+  }
+
   // Saves or reconnects with fetch, then opens the authorization link in the popup. The popup is opened
   // synchronously in the submit handler, so that browsers treat it as the person's action and do not block it.
-  function submitAuthorize(event) {
-    var form = event.currentTarget;
+  function submitAuthorize(form, event) {
     event.preventDefault();
     var submit = form.querySelector('button[type="submit"]');
     if (submit && submit.disabled) { return; }
+    var handleInput = form.querySelector('[name="handle"]');
+    var handle = handleInput ? handleInput.value.trim() : form.getAttribute("data-handle");
     clearErrors(form);
     var popup = window.open("about:blank", POPUP_NAME, POPUP_FEATURES);
     if (submit) { submit.disabled = true; }
@@ -64,8 +165,11 @@
     }).then(function (result) {
       var link = result.body && result.body.authorization_link;
       if (result.ok && link) {
+        remember(handle);
         if (popup && !popup.closed) {
           popup.location.href = link;
+          waiting(handle);
+          watch(popup, handle);
         } else {
           // The popup was blocked: continue in this tab; the flow's last page leads back to the list.
           window.location.assign(link);
@@ -84,20 +188,37 @@
     });
   }
 
-  // The popup's last page posts { type: "latchkey:authorization", ok, handle } to this window; show the list,
-  // so that the connection appears with its new status.
+  // The popup's last page posts { type: "latchkey:authorization", ok, handle } to this window, naming this
+  // server's origin; anything else is ignored.
   window.addEventListener("message", function (event) {
     if (event.origin !== window.location.origin) { return; }
-    if (!event.data || event.data.type !== "latchkey:authorization") { return; }
-    window.location.assign("/connections");
+    var data = event.data;
+    if (!data || data.type !== "latchkey:authorization" || typeof data.handle !== "string") { return; }
+    if (current && current.handle === data.handle) {
+      finish(data.handle);
+    } else if (onList()) {
+      refreshRow(data.handle);
+    }
   });
 
-  // Why a handle is refused, in words; "" when it is fine (or still empty).
+  // Back in this window after an authorization whose popup could not report back: catch up on its rows.
+  window.addEventListener("focus", function () {
+    if (!onList()) { return; }
+    awaiting().forEach(function (handle) {
+      if (!current || current.handle !== handle) { refreshRow(handle); }
+    });
+  });
+
+  // ---- The handle field ----------------------------------------------------------------------------------
+
+  // Why a handle is refused, in words; "" when its form is fine (or it is still empty).
   function handleProblem(value) {
     if (value === "" || HANDLE_PATTERN.test(value)) { return ""; }
-    var length = Array.from(value).length;
-    if (length > 64) { return "The handle is " + length + " characters long; at most 64 are allowed."; }
-    var bad = Array.from(value).find(function (c) { return !/[a-z0-9-]/.test(c); });
+    var chars = Array.from(value);
+    if (chars.length > 64) {
+      return "The handle is " + chars.length + " characters long; at most 64 are allowed.";
+    }
+    var bad = chars.find(function (c) { return !/[a-z0-9-]/.test(c); });
     if (/[A-Z]/.test(bad)) {
       return "Uppercase letters are not allowed: use \"" + bad.toLowerCase() + "\" instead of \"" + bad + "\".";
     }
@@ -105,23 +226,49 @@
     return "\"" + bad + "\" is not allowed: use only lowercase letters, digits and hyphens.";
   }
 
-  function checkHandle(input) {
-    var problem = handleProblem(input.value);
-    input.setCustomValidity(problem);
+  function setHandleMessage(input, message) {
+    input.setCustomValidity(message);
     var slot = input.form && input.form.querySelector('[data-error-for="handle"]');
-    if (slot) { slot.textContent = problem; }
-    if (problem) { input.setAttribute("aria-invalid", "true"); } else { input.removeAttribute("aria-invalid"); }
+    if (slot && slot.textContent !== message) { slot.textContent = message; }
+    if (message) { input.setAttribute("aria-invalid", "true"); } else { input.removeAttribute("aria-invalid"); }
   }
 
-  function confirmDelete(event) {
-    var form = event.currentTarget;
-    var handle = form.getAttribute("data-delete");
-    var question = "Delete the connection '" + handle + "'? Scripts using it will stop working.";
-    if (!window.confirm(question)) {
+  var handleTimer = 0;
+  var handleRequest = null;
+
+  // Checks the format at once, then asks the server whether the handle is free (after a short pause in
+  // typing; an answer for a value no longer in the field is dropped).
+  function checkHandle(input) {
+    var value = input.value;
+    window.clearTimeout(handleTimer);
+    if (handleRequest) { handleRequest.abort(); handleRequest = null; }
+    var problem = handleProblem(value);
+    setHandleMessage(input, problem);
+    if (problem || value === "") { return; }
+    handleTimer = window.setTimeout(function () {
+      var controller = typeof AbortController === "function" ? new AbortController() : null;
+      handleRequest = controller;
+      fetch("/connections/handle-check?handle=" + encodeURIComponent(value), {
+        headers: { "Accept": "application/json" },
+        credentials: "same-origin",
+        signal: controller ? controller.signal : undefined
+      }).then(function (response) {
+        return response.ok ? response.json() : null;
+      }).then(function (answer) {
+        if (!answer || input.value !== value) { return; }
+        setHandleMessage(input, answer.ok ? "" : String(answer.message || "This handle cannot be used."));
+      }).catch(function () { /* offline or superseded: the server checks again on save */ });
+    }, HANDLE_CHECK_DELAY_MS);
+  }
+
+  // ---- Confirmations and copying -------------------------------------------------------------------------
+
+  function confirmSubmit(form, event) {
+    if (!window.confirm(form.getAttribute("data-confirm"))) {
       event.preventDefault();
       return;
     }
-    // Confirmed here, so the server deletes at once instead of showing its own confirmation page.
+    // Confirmed here, so the server acts at once instead of showing its own confirmation page.
     var confirmed = form.querySelector('input[name="confirmed"]');
     if (!confirmed) {
       confirmed = document.createElement("input");
@@ -132,36 +279,62 @@
     confirmed.value = "yes";
   }
 
-  function copy(event) {
-    var button = event.currentTarget;
-    var label = button.textContent;
-    navigator.clipboard.writeText(button.getAttribute("data-copy")).then(function () {
-      button.textContent = "Copied";
-    }, function () {
-      button.textContent = "Copy failed";
-    }).then(function () {
-      window.setTimeout(function () { button.textContent = label; }, 2000);
-    });
+  function selectText(element) {
+    if (typeof element.select === "function") { element.select(); return; }
+    var range = document.createRange();
+    range.selectNodeContents(element);
+    var selection = window.getSelection();
+    selection.removeAllRanges();
+    selection.addRange(range);
   }
 
-  document.addEventListener("DOMContentLoaded", function () {
-    document.querySelectorAll("form[data-authorize]").forEach(function (form) {
-      form.addEventListener("submit", submitAuthorize);
-    });
-    document.querySelectorAll("form[data-delete]").forEach(function (form) {
-      form.addEventListener("submit", confirmDelete);
-    });
-    document.querySelectorAll("input[data-handle-input]").forEach(function (input) {
-      input.addEventListener("input", function () { checkHandle(input); });
-      // A value shown again after a refused save: say what is wrong with it, but keep the server's message
-      // (for example "already taken") when the value itself is fine.
-      if (handleProblem(input.value)) { checkHandle(input); }
-    });
-    if (navigator.clipboard && window.isSecureContext) {
-      document.querySelectorAll("button[data-copy]").forEach(function (button) {
-        button.hidden = false;
-        button.addEventListener("click", copy);
-      });
+  function copy(button) {
+    var target = document.getElementById(button.getAttribute("data-copy-target"));
+    if (!target) { return; }
+    var text = "value" in target && target.tagName !== "BUTTON" ? target.value : target.textContent;
+    var label = button.getAttribute("data-label") || button.textContent;
+    button.setAttribute("data-label", label);
+    function show(words) {
+      button.textContent = words;
+      window.setTimeout(function () { button.textContent = label; }, 2000);
     }
+    function fallback() {
+      selectText(target);
+      var done = false;
+      try { done = document.execCommand("copy"); } catch (e) { done = false; }
+      show(done ? "Copied" : "Press Ctrl+C");
+    }
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(text).then(function () { show("Copied"); }, fallback);
+    } else {
+      fallback();
+    }
+  }
+
+  // ---- Wiring --------------------------------------------------------------------------------------------
+
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (!(form instanceof HTMLFormElement)) { return; }
+    if (form.hasAttribute("data-confirm")) { confirmSubmit(form, event); }
+    if (!event.defaultPrevented && form.hasAttribute("data-authorize")) { submitAuthorize(form, event); }
+  });
+
+  document.addEventListener("click", function (event) {
+    var button = event.target instanceof Element ? event.target.closest("button[data-copy-target]") : null;
+    if (button) { copy(button); }
+  });
+
+  document.addEventListener("input", function (event) {
+    var input = event.target;
+    if (input instanceof HTMLInputElement && input.hasAttribute("data-handle-input")) { checkHandle(input); }
+  });
+
+  document.addEventListener("DOMContentLoaded", function () {
+    document.querySelectorAll("input[data-handle-input]").forEach(function (input) {
+      // A value shown again after a refused save: say what is wrong with its form, but keep the server's
+      // message (for example "already") when the form is fine.
+      if (handleProblem(input.value)) { setHandleMessage(input, handleProblem(input.value)); }
+    });
   });
 })();

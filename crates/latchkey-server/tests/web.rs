@@ -1,6 +1,7 @@
 //! The web UI as a person uses it without JavaScript, and as `app.js` uses it: first-run set-up, log-in, the
-//! list, the connection form, and the anti-forgery checks. The real server on a loopback port, a plain HTTP
-//! client that keeps cookies and does not follow redirects, so each step's answer can be checked.
+//! list, the connection form, the handle check, API keys, escaping, and the anti-forgery checks. The real server
+//! on a loopback port, a plain HTTP client that keeps cookies and does not follow redirects, so each step's
+//! answer can be checked.
 
 #[path = "api/helpers.rs"]
 #[allow(dead_code, reason = "shared with the API tests; this file uses only part of it")]
@@ -38,6 +39,69 @@ fn csrf_of(page: &str) -> String {
     page[start..start + end].to_owned()
 }
 
+/// `text` with the five entities askama writes turned back into characters.
+fn unescape(text: &str) -> String {
+    text.replace("&#x27;", "'").replace("&quot;", "\"").replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+}
+
+/// The text of the element whose opening tag ends with `id="{id}">`.
+fn element_text(page: &str, id: &str) -> String {
+    let marker = format!("id=\"{id}\">");
+    let start = page.find(&marker).unwrap_or_else(|| panic!("no element {id}: {page}")) + marker.len();
+    let end = page[start..].find('<').expect("closing tag");
+    unescape(&page[start..start + end])
+}
+
+/// The attribute names of every tag of `page`: a small scanner, enough for the server's own markup (user text
+/// reaches pages only escaped, so a raw `<` always starts a tag).
+fn attribute_names(page: &str) -> Vec<(String, String)> {
+    let mut found = Vec::new();
+    let mut rest = page;
+    while let Some(open) = rest.find('<') {
+        rest = &rest[open + 1..];
+        if !rest.starts_with(|c: char| c.is_ascii_alphabetic()) {
+            continue;
+        }
+        let tag_end = rest.find(|c: char| c.is_whitespace() || c == '>' || c == '/').unwrap_or(rest.len());
+        let tag = rest[..tag_end].to_ascii_lowercase();
+        let mut inside = &rest[tag_end..];
+        loop {
+            inside = inside.trim_start_matches(|c: char| c.is_whitespace() || c == '/');
+            if inside.is_empty() || inside.starts_with('>') {
+                break;
+            }
+            let name_end = inside.find(|c: char| c.is_whitespace() || c == '=' || c == '>').unwrap_or(inside.len());
+            found.push((tag.clone(), inside[..name_end].to_ascii_lowercase()));
+            inside = &inside[name_end..];
+            if let Some(value) = inside.strip_prefix('=') {
+                inside = match value.strip_prefix('"') {
+                    Some(quoted) => &quoted[quoted.find('"').map_or(quoted.len(), |i| i + 1)..],
+                    None => &value[value.find(|c: char| c.is_whitespace() || c == '>').unwrap_or(value.len())..],
+                };
+            }
+        }
+        rest = inside;
+    }
+    found
+}
+
+/// A page that a strict Content-Security-Policy can show whole: scripts only from files, no inline handlers or
+/// styles.
+fn assert_csp_clean(what: &str, page: &str) {
+    let attributes = attribute_names(page);
+    assert!(!attributes.is_empty(), "{what}: no tags found");
+    for (tag, name) in &attributes {
+        assert!(!name.starts_with("on"), "{what}: inline handler {name} on <{tag}>");
+        assert_ne!(name, "style", "{what}: inline style on <{tag}>");
+    }
+    for (at, _) in page.match_indices("<script") {
+        let tag = &page[at..at + page[at..].find('>').expect("tag end")];
+        assert!(tag.contains(" src=\"/assets/"), "{what}: a script without src: {tag}");
+        assert!(page[at + tag.len() + 1..].starts_with("</script>"), "{what}: a script with a body");
+    }
+    assert!(!page.contains("<style"), "{what}: an inline stylesheet");
+}
+
 fn location(response: &reqwest::Response) -> String {
     response.headers().get(LOCATION).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
 }
@@ -46,6 +110,35 @@ fn location(response: &reqwest::Response) -> String {
 struct Person {
     browser: reqwest::Client,
     csrf: String,
+}
+
+impl Person {
+    /// The status and body of a page.
+    async fn page(&self, app: &TestApp, path: &str) -> (StatusCode, String) {
+        let response = self.browser.get(app.url(path)).send().await.expect("page");
+        (response.status(), response.text().await.expect("body"))
+    }
+
+    /// Posts a form with this person's anti-forgery token.
+    async fn post(&self, app: &TestApp, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+        let mut form = vec![("csrf", self.csrf.as_str())];
+        form.extend_from_slice(fields);
+        self.browser.post(app.url(path)).form(&form).send().await.expect("post")
+    }
+
+    /// What the handle check answers for `handle`.
+    async fn check_handle(&self, app: &TestApp, handle: &str) -> serde_json::Value {
+        let response = self
+            .browser
+            .get(app.url("/connections/handle-check"))
+            .query(&[("handle", handle)])
+            .header(ACCEPT, "application/json")
+            .send()
+            .await
+            .expect("check");
+        assert_eq!(response.status(), StatusCode::OK);
+        response.json().await.expect("json")
+    }
 }
 
 async fn log_in(app: &TestApp, username: &str) -> Person {
@@ -151,15 +244,65 @@ async fn the_list_shows_name_handle_status_and_how_to_use_it() {
     assert!(empty.contains("No connections yet") && empty.contains("Connect to Service"), "{empty}");
 
     app.connect(&alice, "crm", &provider, &client_secret).await;
+    // Ten minutes later by the server's clock: the token (one hour) expires in 50 minutes.
+    app.clock.advance(600);
     let page = person.browser.get(app.url("/connections")).send().await.expect("list").text().await.expect("page");
     assert!(page.contains("Test crm"), "the name: {page}");
     assert!(page.contains("<code>crm</code>"), "the handle: {page}");
     assert!(page.contains(">Connected<"), "the status in words: {page}");
+    assert!(page.contains("<dd>Custom OAuth 2.0</dd>"), "the provider: {page}");
+    assert!(page.contains("<code>read write</code>"), "the scopes: {page}");
+    assert!(page.contains(">expires in 50 min</time>"), "the expiry, relative: {page}");
+    assert!(page.contains(">refreshed 10 min ago</time>"), "the last refresh, relative: {page}");
+    assert!(page.contains("<time datetime=\"") && page.contains(" UTC\">"), "the exact times: {page}");
     assert!(page.contains("/api/v1/connections/crm/token") && page.contains("latchkey token crm"), "{page}");
+    let js = element_text(&page, "c-crm-js");
+    assert!(js.starts_with("async function getOAuthToken(handle) {"), "{js}");
+    assert!(js.contains("process.env.LATCHKEY_API_KEY"), "{js}");
+    assert!(
+        js.contains(&format!("fetch(\"{}\" + encodeURIComponent(handle)", app.url("/api/v1/connections/"))),
+        "{js}"
+    );
+    assert!(js.ends_with("const { token, error } = await getOAuthToken('crm')"), "{js}");
+    assert!(element_text(&page, "c-crm-curl").contains("Authorization: Bearer $LATCHKEY_API_KEY"));
+    assert_eq!(page.matches("data-copy-target=\"c-crm-").count(), 3, "a Copy button per snippet");
     assert!(!page.contains(&client_secret), "no secret on the page");
     for token in provider.issued_tokens() {
         assert!(!page.contains(&token), "no token on the page");
     }
+
+    // The Settings area: both pages in the navigation, this one marked current.
+    assert!(page.contains("<a href=\"/connections\" aria-current=\"page\">OAuth2 Tokens</a>"), "{page}");
+    assert!(page.contains("<a href=\"/api-keys\">API Keys</a>") && page.contains(">Log out</button>"), "{page}");
+
+    // One row on its own, for the script that updates the list in place.
+    let (status, row) = person.page(&app, "/connections/crm/row").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(row.trim_start().starts_with("<li class=\"connection\" id=\"c-crm\"") && !row.contains("<html"), "{row}");
+    assert!(row.contains(">Connected<") && row.contains(&format!("name=\"csrf\" value=\"{}\"", person.csrf)));
+    let (status, _) = person.page(&app, "/connections/nope/row").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn each_status_is_explained_in_words() {
+    let app = spawn_app().await;
+    let provider = MockProvider::start("client-1", "cs").await;
+    let alice = app.caller("alice", None).await;
+    app.create_connection(&alice, "waiting", &provider, "cs").await;
+    provider.set_deny_authorization(true);
+    let link = app.create_connection(&alice, "refused", &provider, "cs").await;
+    let (status, page) = app.follow(&link).await;
+    assert_eq!(status, 502, "the callback page says what the provider answered: {page}");
+    let person = log_in(&app, "alice").await;
+
+    let (_, page) = person.page(&app, "/connections").await;
+    assert!(page.contains(">Pending authorization<") && page.contains("Not authorized yet"), "{page}");
+    assert!(page.contains("<span class=\"muted\">no token yet</span>"), "{page}");
+    assert!(page.contains(">Error<"), "{page}");
+    let note = page.split("id=\"c-refused\"").nth(1).and_then(|r| r.split("</p>").next()).unwrap_or_default();
+    assert!(note.contains("status-note problem") && note.contains("access_denied"), "last_error in words: {note}");
     app.stop().await;
 }
 
@@ -341,5 +484,169 @@ async fn the_edit_form_never_contains_the_stored_client_secret() {
     assert_eq!(deleted.status(), StatusCode::SEE_OTHER);
     let gone = person.browser.get(app.url("/connections/crm/edit")).send().await.expect("edit");
     assert_eq!(gone.status(), StatusCode::NOT_FOUND);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_handle_check_says_why_a_handle_cannot_be_used() {
+    let app = spawn_app().await;
+    let provider = MockProvider::start("client-1", "cs").await;
+    let alice = app.caller("alice", None).await;
+    app.create_connection(&alice, "crm", &provider, "cs").await;
+    let person = log_in(&app, "alice").await;
+
+    let long = "a".repeat(65);
+    for (handle, why) in [
+        ("Crm", "uppercase"),
+        ("my crm", "space"),
+        ("my_crm", "'_'"),
+        (long.as_str(), "65 characters"),
+        ("", "empty"),
+        ("crm", "already"),
+    ] {
+        let answer = person.check_handle(&app, handle).await;
+        assert_eq!(answer["ok"], false, "{handle}: {answer}");
+        let message = answer["message"].as_str().unwrap_or_default();
+        assert!(message.contains(why), "{handle}: {message}");
+    }
+    let free = person.check_handle(&app, "calendar").await;
+    assert_eq!(free, serde_json::json!({"ok": true, "message": ""}));
+
+    // Another person's handles are not theirs to see: "crm" is free for Bob.
+    app.caller("bob", None).await;
+    let bob = log_in(&app, "bob").await;
+    assert_eq!(bob.check_handle(&app, "crm").await["ok"], true);
+
+    let anonymous = browser()
+        .get(app.url("/connections/handle-check?handle=crm"))
+        .header(ACCEPT, "application/json")
+        .send()
+        .await
+        .expect("check");
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_api_key_is_shown_once_works_and_stops_working_when_revoked() {
+    let app = spawn_app().await;
+    let client_secret = secret("cs");
+    let provider = MockProvider::start("client-1", &client_secret).await;
+    let alice = app.caller("alice", None).await;
+    app.connect(&alice, "crm", &provider, &client_secret).await;
+    app.create_connection(&alice, "calendar", &provider, &client_secret).await;
+    let person = log_in(&app, "alice").await;
+
+    let (status, page) = person.page(&app, "/api-keys").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("<h1>API Keys</h1>") && page.contains("aria-current=\"page\">API Keys</a>"), "{page}");
+    assert!(page.contains(">Name</label>") && page.contains(">Handles</label>"), "{page}");
+    assert!(page.contains("Leave empty to allow all handles") && page.contains(">Create API Key</button>"));
+
+    // Refused input: the form again, the error next to its field, nothing stored.
+    let before = app.state.store.list_api_keys(&alice.user.id).await.expect("keys").len();
+    let unnamed = person.post(&app, "/api-keys", &[("name", " "), ("handles", "")]).await;
+    assert_eq!(unnamed.status(), StatusCode::BAD_REQUEST);
+    let page = unnamed.text().await.expect("page");
+    assert!(page.contains("data-error-for=\"name\" aria-live=\"polite\">The name is empty"), "{page}");
+    let bad = person.post(&app, "/api-keys", &[("name", "ci"), ("handles", "crm, Calendar")]).await;
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+    let page = bad.text().await.expect("page");
+    assert!(page.contains("data-error-for=\"handles\" aria-live=\"polite\">&#x27;Calendar&#x27; is not a handle"));
+    assert!(page.contains("value=\"crm, Calendar\""), "the value is kept: {page}");
+    assert_eq!(app.state.store.list_api_keys(&alice.user.id).await.expect("keys").len(), before);
+
+    // Created: shown once, in the "New API key" region.
+    let created = person.post(&app, "/api-keys", &[("name", "nightly-sync"), ("handles", "crm")]).await;
+    assert_eq!(created.status(), StatusCode::OK);
+    let page = created.text().await.expect("page");
+    assert!(page.contains("<h2 id=\"new-key-title\">New API key</h2>") && page.contains("will not be"), "{page}");
+    let key = element_text(&page, "new-key-value");
+    assert!(key.starts_with("lk_") && key.len() > 40, "{key}");
+    assert_eq!(page.matches(&key).count(), 1, "the key appears once, in its <code>");
+    assert!(page.contains("data-copy-target=\"new-key-value\""), "with a Copy button");
+    let (_, list) = person.page(&app, "/api-keys").await;
+    assert!(!list.contains(&key) && !list.contains("New API key"), "never shown again: {list}");
+    assert!(list.contains("nightly-sync") && list.contains(&format!("<code>{}…</code>", &key[..10])), "{list}");
+    assert!(list.contains("<code>crm</code>") && list.contains(">all<"), "handles, or all: {list}");
+    assert!(list.contains("<span class=\"muted\">never</span>"), "not used yet: {list}");
+    let stored = app.state.store.list_api_keys(&alice.user.id).await.expect("keys");
+    let record = stored.iter().find(|k| k.name == "nightly-sync").expect("stored");
+    assert_eq!(record.key_hash, latchkey_crypto::tokens::digest(&key), "only the digest is stored");
+
+    // The key works, within its handles.
+    let use_key = |handle: &'static str| {
+        let request = app.http.get(app.url(&format!("/api/v1/connections/{handle}/token"))).bearer_auth(&key);
+        async move { request.send().await.expect("token").status() }
+    };
+    assert_eq!(use_key("crm").await, StatusCode::OK);
+    assert_eq!(use_key("calendar").await, StatusCode::FORBIDDEN);
+    let (_, list) = person.page(&app, "/api-keys").await;
+    assert!(list.contains(">a few seconds ago</time>"), "last used: {list}");
+
+    // Revoke: asked first without JavaScript, then refused at once.
+    let path = format!("/api-keys/{}/revoke", record.id);
+    let ask = person.post(&app, &path, &[]).await;
+    assert_eq!(ask.status(), StatusCode::OK);
+    let page = ask.text().await.expect("page");
+    assert!(page.contains("Revoke “nightly-sync”?") && page.contains("name=\"confirmed\" value=\"yes\""), "{page}");
+    assert_eq!(use_key("crm").await, StatusCode::OK, "not revoked before the confirmation");
+    let revoked = person.post(&app, &path, &[("confirmed", "yes")]).await;
+    assert_eq!(revoked.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&revoked), "/api-keys");
+    assert_eq!(use_key("crm").await, StatusCode::UNAUTHORIZED);
+    let (_, list) = person.page(&app, "/api-keys").await;
+    assert!(list.contains(">Revoked<"), "{list}");
+    let again = person.post(&app, &path, &[("confirmed", "yes")]).await;
+    assert_eq!(again.status(), StatusCode::NOT_FOUND);
+    assert!(again.text().await.expect("page").contains("already revoked"));
+
+    // Someone else's key cannot be revoked from here.
+    let bobs = app.caller("bob", None).await;
+    let bobs_id = app.state.store.list_api_keys(&bobs.user.id).await.expect("keys")[0].id.clone();
+    let foreign = person.post(&app, &format!("/api-keys/{bobs_id}/revoke"), &[("confirmed", "yes")]).await;
+    assert_eq!(foreign.status(), StatusCode::NOT_FOUND);
+    let (status, _) = app.token(&bobs, "anything").await;
+    assert_ne!(status, 401, "Bob's key still works");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn user_text_is_escaped_and_pages_need_no_inline_script() {
+    let app = spawn_app().await;
+    let provider = MockProvider::start("client-1", "cs").await;
+    let alice = app.caller("alice", None).await;
+    let mut body = TestApp::connection_body("xss", &provider, "cs");
+    body["name"] = serde_json::json!("<img src=x onerror=alert(1)>");
+    let (status, answer) = app.api(&alice, reqwest::Method::POST, "/api/v1/connections", Some(body)).await;
+    assert_eq!(status, 201, "{answer}");
+    let person = log_in(&app, "alice").await;
+    let created = person.post(&app, "/api-keys", &[("name", "<script>alert(2)</script>"), ("handles", "")]).await;
+    let created = created.text().await.expect("page");
+
+    let mut pages = vec![("the key just created", created)];
+    for path in ["/connections", "/connections/new", "/connections/xss/edit", "/connections/xss/delete", "/api-keys"] {
+        let (status, page) = person.page(&app, path).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        pages.push((path, page));
+    }
+    let (_, login) = {
+        let response = browser().get(app.url("/login")).send().await.expect("login");
+        (response.status(), response.text().await.expect("page"))
+    };
+    pages.push(("/login", login));
+    for (what, page) in &pages {
+        assert!(!page.contains("<img"), "{what}: {page}");
+        assert!(!page.contains("<script>alert"), "{what}: {page}");
+        assert_csp_clean(what, page);
+    }
+    let escaped = "&lt;img src=x onerror=alert(1)&gt;";
+    assert!(pages[1].1.contains(&format!("<h2 id=\"c-xss-name\">{escaped}</h2>")), "the list: {}", pages[1].1);
+    assert!(pages[3].1.contains(&format!("value=\"{escaped}\"")), "the edit form: {}", pages[3].1);
+    assert!(pages[5].1.contains("&lt;script&gt;alert(2)&lt;/script&gt;"), "the key name: {}", pages[5].1);
+
+    let csp = person.browser.get(app.url("/connections")).send().await.expect("list");
+    let policy = csp.headers().get("content-security-policy").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    assert!(policy.contains("script-src 'self'") && policy.contains("style-src 'self'"), "{policy}");
     app.stop().await;
 }

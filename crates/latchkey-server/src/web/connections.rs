@@ -3,18 +3,26 @@
 //! Saving and reconnecting answer in one of two ways. `app.js` posts with `Accept: application/json` and gets
 //! `{"authorization_link": ...}` (or `{"error", "field"}`), which it opens in a popup. A plain form post gets a
 //! 303 to the authorization link, or the form again with the error next to its field.
+//!
+//! Two small endpoints serve `app.js`: the handle check as the person types, and one row of the list, swapped in
+//! when an authorization ends, so the list updates in place.
 
-use axum::extract::{Path, State};
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::header::CACHE_CONTROL;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use latchkey_core::model::Connection;
 use latchkey_core::{Error, Handle};
+use serde::{Deserialize, Serialize};
 
 use super::csrf::{self, SameOrigin};
 use super::form::{ConnectionForm, FORM_FIELDS, FormError, FormValues, TokenForm, WebForm, form_error};
 use super::reply;
+use super::rows::ConnectionRow;
+use super::services;
 use super::session::WebUser;
-use super::views::{ConnectionFormPage, ConnectionRow, DeletePage, ListPage, Nav};
+use super::views::{ConfirmPage, ConnectionFormPage, ListPage, Nav, RowFragment};
 use crate::service::connections as service;
 use crate::state::SharedState;
 
@@ -24,20 +32,22 @@ fn parse_handle(raw: &str) -> Result<Handle, Error> {
         .map_err(|_| Error::NotFound(format!("you have no connection with the handle '{}'", raw.escape_debug())))
 }
 
-/// The list page with `status`, showing `error` above the list when it is not empty.
-async fn list_page(state: &SharedState, web: &WebUser, status: StatusCode, error: String) -> Response {
+/// The list page with `status`, showing `notice` and `error` above the list when they are not empty. One query
+/// reads every connection of the person; rows are built from it and the clock, without further queries.
+async fn list_page(state: &SharedState, web: &WebUser, status: StatusCode, notice: String, error: String) -> Response {
     let nav = Nav::of(&web.session, &web.user);
     let connections = match state.store.list_connections(&web.user.id).await {
         Ok(connections) => connections,
         Err(err) => return reply::failure(&err, false, Some(nav)),
     };
+    let now = state.clock.now();
     let page = ListPage {
         nav: Some(nav),
         csrf: web.session.csrf_token.clone(),
-        rows: connections.iter().map(|c| ConnectionRow::new(c, &state.config)).collect(),
+        rows: connections.iter().map(|c| ConnectionRow::new(c, &state.config, now)).collect(),
         redirect_uri: state.config.default_redirect_uri(),
         public_url: state.config.public(""),
-        username: web.user.username.clone(),
+        notice,
         error,
     };
     reply::page(status, &page)
@@ -46,7 +56,7 @@ async fn list_page(state: &SharedState, web: &WebUser, status: StatusCode, error
 /// The list again with the error of an action taken from it (reconnect, delete).
 async fn list_with_error(state: &SharedState, web: &WebUser, err: &Error) -> Response {
     let (status, text) = reply::describe(err);
-    list_page(state, web, status, text).await
+    list_page(state, web, status, String::new(), text).await
 }
 
 /// The connection form. `existing` is the connection being edited, `None` when creating.
@@ -69,6 +79,7 @@ fn form_page(
         title,
         action,
         redirect_uri: state.config.default_redirect_uri(),
+        services: services::options(&values.provider),
         values,
         secret_stored: existing.is_some_and(|c| c.client_secret.is_some()),
         error,
@@ -76,9 +87,77 @@ fn form_page(
     reply::page(status, &page)
 }
 
+/// What the list's address may say about the action that led to it.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct ListQuery {
+    /// The handle of a connection just deleted.
+    deleted: String,
+}
+
 /// `GET /connections`: the person's connections.
-pub async fn list(State(state): State<SharedState>, web: WebUser) -> Response {
-    list_page(&state, &web, StatusCode::OK, String::new()).await
+pub async fn list(State(state): State<SharedState>, web: WebUser, Query(query): Query<ListQuery>) -> Response {
+    let notice = match Handle::parse(&query.deleted) {
+        Ok(handle) => format!("The connection '{handle}' was deleted."),
+        Err(_) => String::new(),
+    };
+    list_page(&state, &web, StatusCode::OK, notice, String::new()).await
+}
+
+/// `GET /connections/{handle}/row`: one row of the list, as HTML, for `app.js` to swap in place.
+pub async fn row(State(state): State<SharedState>, web: WebUser, Path(raw): Path<String>) -> Response {
+    let found = match parse_handle(&raw) {
+        Ok(handle) => service::find(&state, &web.user, &handle).await,
+        Err(err) => Err(err),
+    };
+    match found {
+        Ok(connection) => {
+            let row = ConnectionRow::new(&connection, &state.config, state.clock.now());
+            reply::page(StatusCode::OK, &RowFragment { csrf: web.session.csrf_token.clone(), row })
+        }
+        Err(err) => {
+            let (status, text) = reply::describe(&err);
+            (status, [(CACHE_CONTROL, "no-store")], text).into_response()
+        }
+    }
+}
+
+/// The handle to check, as typed.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct HandleQuery {
+    handle: String,
+}
+
+/// Whether a handle can be used, and why not.
+#[derive(Serialize)]
+pub struct HandleCheck {
+    ok: bool,
+    /// Why it cannot be used, as a sentence; "" when it can.
+    message: String,
+}
+
+/// `GET /connections/handle-check?handle=...`: `{"ok": true, "message": ""}` for a well-formed handle the
+/// person does not have yet, else `{"ok": false, "message": "..."}` saying why.
+pub async fn handle_check(
+    State(state): State<SharedState>,
+    web: WebUser,
+    Query(query): Query<HandleQuery>,
+) -> Response {
+    let answer = match Handle::parse(&query.handle) {
+        Err(err) => Ok(HandleCheck { ok: false, message: reply::describe(&err).1 }),
+        Ok(handle) => state.store.connection(&web.user.id, &handle).await.map(|found| match found {
+            Some(_) => HandleCheck {
+                ok: false,
+                message: format!("You already have a connection with the handle '{handle}': pick another handle."),
+            },
+            None => HandleCheck { ok: true, message: String::new() },
+        }),
+    };
+    match answer {
+        Ok(check) => ([(CACHE_CONTROL, "no-store")], Json(check)).into_response(),
+        Err(err) => reply::failure(&err, true, None),
+    }
 }
 
 /// `GET /connections/new`: the empty form.
@@ -194,11 +273,18 @@ pub async fn delete_page(State(state): State<SharedState>, web: WebUser, Path(ra
 }
 
 fn confirmation(web: &WebUser, connection: &Connection) -> Response {
-    let page = DeletePage {
+    let handle = &connection.handle;
+    let page = ConfirmPage {
         nav: Some(Nav::of(&web.session, &web.user)),
         csrf: web.session.csrf_token.clone(),
-        name: connection.name.clone(),
-        handle: connection.handle.to_string(),
+        title: format!("Delete “{}”?", connection.name),
+        message: format!(
+            "Scripts that ask for the token of '{handle}' will stop working. latchkey forgets the stored tokens and \
+             client secret (and revokes the tokens where the provider supports it). This cannot be undone."
+        ),
+        action: format!("/connections/{handle}/delete"),
+        button: format!("Delete '{handle}'"),
+        back_href: "/connections".to_owned(),
     };
     reply::page(StatusCode::OK, &page)
 }
@@ -228,7 +314,7 @@ pub async fn delete(
     }
     match service::delete(&state, &web.user, &handle).await {
         Ok(()) if json => StatusCode::NO_CONTENT.into_response(),
-        Ok(()) => Redirect::to("/connections").into_response(),
+        Ok(()) => Redirect::to(&format!("/connections?deleted={handle}")).into_response(),
         Err(err) if json => reply::failure(&err, true, None),
         Err(err) => list_with_error(&state, &web, &err).await,
     }

@@ -2,7 +2,8 @@
 //! reconnects and deletes them (CONTRACT.md "Web UI").
 //!
 //! Pages are server-rendered askama templates that work without JavaScript; `assets/app.js` only improves them
-//! (the authorization popup, the live handle check, copy buttons, the delete confirmation). Security rules:
+//! (the authorization popup and the row that updates in place, the live handle check, copy buttons, the
+//! confirmations). Times are shown relative to the server's clock ([`when`]). Security rules:
 //! sessions live in an `HttpOnly; SameSite=Lax` cookie whose value is stored only as a digest ([`session`]);
 //! every state-changing POST checks `Origin` and, once logged in, a per-session anti-forgery token ([`csrf`]);
 //! no secret ever reaches a page.
@@ -14,18 +15,26 @@
 //! | `GET, POST /setup/{token}` | first-run set-up: creates the administrator |
 //! | `GET /connections`, `POST /connections` | the list ("OAuth2 Tokens"); create |
 //! | `GET /connections/new` | the empty connection form |
+//! | `GET /connections/handle-check?handle=` | `{"ok", "message"}`: whether the person can use that handle |
+//! | `GET /connections/{handle}/row` | one row of the list, as an HTML fragment |
 //! | `GET, POST /connections/{handle}/edit` | the pre-filled form; save |
 //! | `POST /connections/{handle}/reconnect` | a fresh authorization link |
 //! | `GET, POST /connections/{handle}/delete` | confirmation page; delete |
+//! | `GET /api-keys`, `POST /api-keys` | the API keys ("API Keys"); create, showing the key once |
+//! | `POST /api-keys/{id}/revoke` | revoke (a confirmation page first, without JavaScript) |
 
+mod api_keys;
 mod connections;
 pub mod csrf;
 mod form;
 mod login;
 mod reply;
+pub mod rows;
+pub mod services;
 pub mod session;
 mod setup;
 mod views;
+pub mod when;
 
 use axum::Router;
 use axum::routing::{get, post};
@@ -41,7 +50,11 @@ pub fn routes() -> Router<SharedState> {
         .route("/setup/{token}", get(setup::setup_page).post(setup::setup))
         .route("/connections", get(connections::list).post(connections::create))
         .route("/connections/new", get(connections::new_form))
+        .route("/connections/handle-check", get(connections::handle_check))
+        .route("/connections/{handle}/row", get(connections::row))
         .route("/connections/{handle}/edit", get(connections::edit_form).post(connections::edit))
         .route("/connections/{handle}/reconnect", post(connections::reconnect))
         .route("/connections/{handle}/delete", get(connections::delete_page).post(connections::delete))
+        .route("/api-keys", get(api_keys::list).post(api_keys::create))
+        .route("/api-keys/{id}/revoke", post(api_keys::revoke))
 }

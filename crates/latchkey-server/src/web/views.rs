@@ -1,25 +1,54 @@
 //! The pages of the web UI as askama templates (`templates/web/*.html`, all extending `web/base.html`). Every
-//! value is escaped by askama; no field here ever holds a secret (the client secret is shown only as "stored").
+//! value is escaped by askama; no field here ever holds a secret, except [`ApiKeysPage::created`], the new API
+//! key shown the one time it exists in clear.
 
 use askama::Template;
-use latchkey_core::Timestamp;
-use latchkey_core::model::{Connection, Session, Status, User};
+use latchkey_core::model::{Session, User};
 
 use super::form::{FormError, FormValues};
-use crate::config::Config;
+use super::rows::{ApiKeyRow, ConnectionRow};
+use super::services::ServiceOption;
 
-/// The header's navigation for a logged-in person: who, and the log-out form's token.
+/// The part of the Settings area a page belongs to, for the navigation's `aria-current`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Section {
+    /// "OAuth2 Tokens": the connections.
+    Connections,
+    /// "API Keys".
+    ApiKeys,
+}
+
+/// The header's navigation for a logged-in person: who, where, and the log-out form's token.
 #[derive(Debug, Clone)]
 pub struct Nav {
     pub username: String,
     pub csrf: String,
+    pub section: Section,
 }
 
 impl Nav {
-    /// The navigation of this session.
+    /// The navigation of this session, on a connections page.
     #[must_use]
     pub fn of(session: &Session, user: &User) -> Self {
-        Self { username: user.username.clone(), csrf: session.csrf_token.clone() }
+        Self { username: user.username.clone(), csrf: session.csrf_token.clone(), section: Section::Connections }
+    }
+
+    /// The same navigation on a page of `section`.
+    #[must_use]
+    pub fn on(self, section: Section) -> Self {
+        Self { section, ..self }
+    }
+
+    /// Whether the page belongs to the connections.
+    #[must_use]
+    pub fn on_connections(&self) -> bool {
+        self.section == Section::Connections
+    }
+
+    /// Whether the page belongs to the API keys.
+    #[must_use]
+    pub fn on_api_keys(&self) -> bool {
+        self.section == Section::ApiKeys
     }
 }
 
@@ -57,48 +86,6 @@ pub struct SetupPage {
     pub min_password_len: usize,
 }
 
-/// One connection in the list.
-pub struct ConnectionRow {
-    pub name: String,
-    pub handle: String,
-    /// The contract's word (`connected`, ...), for the style.
-    pub status: &'static str,
-    /// The status in words, for people.
-    pub status_words: &'static str,
-    pub last_error: Option<String>,
-    /// When the access token expires, RFC 3339.
-    pub expires_at: Option<String>,
-    /// Whether tokens are stored at all.
-    pub has_token: bool,
-    /// Whether a person should reconnect it.
-    pub needs_attention: bool,
-    /// `curl` fetching its token.
-    pub curl: String,
-    /// The CLI fetching its token.
-    pub cli: String,
-}
-
-impl ConnectionRow {
-    /// The row of `connection` on a server configured by `config`.
-    #[must_use]
-    pub fn new(connection: &Connection, config: &Config) -> Self {
-        let handle = connection.handle.to_string();
-        let token_url = config.public(&format!("/api/v1/connections/{handle}/token"));
-        Self {
-            name: connection.name.clone(),
-            status: connection.status.as_str(),
-            status_words: connection.status.in_words(),
-            last_error: connection.last_error.clone(),
-            expires_at: connection.tokens.as_ref().and_then(|t| t.expires_at).map(Timestamp::to_rfc3339),
-            has_token: connection.tokens.is_some(),
-            needs_attention: connection.status != Status::Connected,
-            curl: format!("curl -H \"Authorization: Bearer $LATCHKEY_API_KEY\" {token_url}"),
-            cli: format!("latchkey token {handle}"),
-            handle,
-        }
-    }
-}
-
 /// The list of connections, "OAuth2 Tokens".
 #[derive(Template)]
 #[template(path = "web/list.html")]
@@ -110,9 +97,18 @@ pub struct ListPage {
     pub redirect_uri: String,
     /// The public URL, for `LATCHKEY_URL`.
     pub public_url: String,
-    pub username: String,
-    /// An error from the last action (reconnect, delete).
+    /// A sentence about the last action that went well ("'crm' was deleted"), or "".
+    pub notice: String,
+    /// An error from the last action (reconnect, delete), or "".
     pub error: String,
+}
+
+/// One row of the list on its own, for `app.js` to swap in after an authorization.
+#[derive(Template)]
+#[template(path = "web/row.html")]
+pub struct RowFragment {
+    pub csrf: String,
+    pub row: ConnectionRow,
 }
 
 /// The connection form, to create or to edit.
@@ -127,18 +123,42 @@ pub struct ConnectionFormPage {
     pub action: String,
     /// The default redirect URL, to copy into the provider's console.
     pub redirect_uri: String,
+    /// The service picker's options.
+    pub services: Vec<ServiceOption>,
     pub values: FormValues,
     /// A client secret is stored: the field stays empty and says so.
     pub secret_stored: bool,
     pub error: FormError,
 }
 
-/// The delete confirmation, for browsers without JavaScript.
+/// A confirmation before something that cannot be undone, for browsers without JavaScript (with it, `app.js`
+/// asks with `confirm()`).
 #[derive(Template)]
-#[template(path = "web/delete.html")]
-pub struct DeletePage {
+#[template(path = "web/confirm.html")]
+pub struct ConfirmPage {
     pub nav: Option<Nav>,
     pub csrf: String,
+    pub title: String,
+    pub message: String,
+    /// Where the confirmed form posts.
+    pub action: String,
+    pub button: String,
+    pub back_href: String,
+}
+
+/// The API keys page: the form that creates one, the key just created (once), and the list.
+#[derive(Template)]
+#[template(path = "web/api_keys.html")]
+pub struct ApiKeysPage {
+    pub nav: Option<Nav>,
+    pub csrf: String,
+    pub rows: Vec<ApiKeyRow>,
+    /// The key just created, shown this once: its name and the key itself.
+    pub created: Option<(String, String)>,
+    /// The form's values after a refused create: name and handles.
     pub name: String,
-    pub handle: String,
+    pub handles: String,
+    pub error: FormError,
+    /// The public URL, for `LATCHKEY_URL`.
+    pub public_url: String,
 }

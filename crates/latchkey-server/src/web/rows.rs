@@ -1,0 +1,159 @@
+//! What one row of a list shows: a connection with its status, token times and the snippets that fetch its
+//! token, or an API key. Built from stored records and the server's clock; never holds a secret.
+
+use latchkey_core::Timestamp;
+use latchkey_core::model::{ApiKey, Connection, Status};
+
+use super::reply::sentence;
+use super::services;
+use super::when::{self, When};
+use crate::config::Config;
+
+/// One connection in the list.
+#[derive(Debug, Clone)]
+pub struct ConnectionRow {
+    pub name: String,
+    pub handle: String,
+    /// The provider's name for people ("Custom OAuth 2.0").
+    pub provider: String,
+    /// The contract's word (`connected`, ...), for the style.
+    pub status: &'static str,
+    /// The status in words, for people.
+    pub status_words: &'static str,
+    /// One sentence under the status: `last_error` in words, or what to do next.
+    pub note: String,
+    /// Whether `note` describes a problem.
+    pub problem: bool,
+    /// The requested scopes, space-separated ("" for none).
+    pub scopes: String,
+    /// The scopes the provider granted, when it said and they differ from the requested ones.
+    pub granted: Option<String>,
+    /// When the access token expires (or expired).
+    pub expires: Option<When>,
+    /// Tokens are stored at all.
+    pub has_token: bool,
+    /// When tokens were last written (authorization or refresh).
+    pub refreshed: Option<When>,
+    /// Whether a person should reconnect it.
+    pub needs_attention: bool,
+    /// `curl` fetching its token.
+    pub curl: String,
+    /// The CLI fetching its token.
+    pub cli: String,
+    /// A JavaScript (Node 18+) function and the call that fetches its token.
+    pub js: String,
+}
+
+impl ConnectionRow {
+    /// The row of `connection` on a server configured by `config`, at `now`.
+    #[must_use]
+    pub fn new(connection: &Connection, config: &Config, now: Timestamp) -> Self {
+        let handle = connection.handle.to_string();
+        let tokens = connection.tokens.as_ref();
+        let (note, problem) = note(connection);
+        let scopes = connection.settings.scopes.clone();
+        let granted = tokens
+            .and_then(|t| t.scope.as_deref())
+            .map(|s| s.split_whitespace().collect::<Vec<_>>().join(" "))
+            .filter(|g| !g.is_empty() && *g != scopes);
+        Self {
+            name: connection.name.clone(),
+            provider: services::label(&connection.provider).to_owned(),
+            status: connection.status.as_str(),
+            status_words: connection.status.in_words(),
+            note,
+            problem,
+            scopes,
+            granted,
+            expires: tokens.and_then(|t| t.expires_at).map(|at| when::expiry(now, at)),
+            has_token: tokens.is_some(),
+            refreshed: connection.last_refreshed_at.map(|at| when::ago(now, at, "refreshed")),
+            needs_attention: connection.status != Status::Connected,
+            curl: curl_snippet(config, &handle),
+            cli: format!("latchkey token {handle}"),
+            js: js_snippet(config, &handle),
+            handle,
+        }
+    }
+}
+
+/// The sentence under a connection's status, and whether it is a problem.
+fn note(connection: &Connection) -> (String, bool) {
+    if let Some(error) = connection.last_error.as_deref().filter(|e| !e.trim().is_empty()) {
+        return (sentence(error), true);
+    }
+    let text = match connection.status {
+        Status::Connected => "Scripts can fetch its token.",
+        Status::Pending => "Not authorized yet: choose Reconnect and approve access at the provider.",
+        Status::NeedsReauth => "The provider no longer accepts the stored tokens: choose Reconnect.",
+        Status::Error => "The last attempt failed: choose Reconnect to try again.",
+    };
+    (text.to_owned(), connection.status != Status::Connected && connection.status != Status::Pending)
+}
+
+/// `curl` asking latchkey for the token of `handle`.
+#[must_use]
+pub fn curl_snippet(config: &Config, handle: &str) -> String {
+    let url = config.public(&format!("/api/v1/connections/{handle}/token"));
+    format!("curl -H \"Authorization: Bearer $LATCHKEY_API_KEY\" {url}")
+}
+
+/// A JavaScript snippet, runnable as an ES module in Node 18 or later, that asks latchkey for the token of
+/// `handle` and answers `{ token, error }`: the token and `null`, or `null` and a sentence saying what failed.
+#[must_use]
+pub fn js_snippet(config: &Config, handle: &str) -> String {
+    // A JSON string is a valid JavaScript string literal, whatever the public URL holds.
+    let base = serde_json::to_string(&config.public("/api/v1/connections/")).unwrap_or_else(|_| "\"/\"".to_owned());
+    format!(
+        "async function getOAuthToken(handle) {{
+  try {{
+    const response = await fetch({base} + encodeURIComponent(handle) + '/token', {{
+      headers: {{ Authorization: `Bearer ${{process.env.LATCHKEY_API_KEY}}` }},
+    }})
+    const body = await response.json().catch(() => ({{}}))
+    if (!response.ok) {{
+      return {{ token: null, error: body.error || `latchkey answered HTTP ${{response.status}}` }}
+    }}
+    return {{ token: body.token, error: null }}
+  }} catch (err) {{
+    return {{ token: null, error: `latchkey could not be reached: ${{err.message}}` }}
+  }}
+}}
+
+const {{ token, error }} = await getOAuthToken('{handle}')"
+    )
+}
+
+/// One API key in the list.
+#[derive(Debug, Clone)]
+pub struct ApiKeyRow {
+    pub id: String,
+    pub name: String,
+    /// The first characters of the key.
+    pub prefix: String,
+    /// The handles it may read, or "all".
+    pub handles: String,
+    /// Whether it is limited to some handles.
+    pub limited: bool,
+    pub created: When,
+    pub last_used: Option<When>,
+    pub revoked: Option<When>,
+}
+
+impl ApiKeyRow {
+    /// The row of `key` at `now`.
+    #[must_use]
+    pub fn new(key: &ApiKey, now: Timestamp) -> Self {
+        let handles = key.handles.as_ref().map(|hs| hs.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "));
+        Self {
+            id: key.id.to_string(),
+            name: key.name.clone(),
+            prefix: key.prefix.clone(),
+            limited: handles.is_some(),
+            handles: handles.unwrap_or_else(|| "all".to_owned()),
+            created: when::ago(now, key.created_at, ""),
+            last_used: key.last_used_at.map(|at| when::ago(now, at, "")),
+            revoked: key.revoked_at.map(|at| when::ago(now, at, "")),
+        }
+    }
+}
