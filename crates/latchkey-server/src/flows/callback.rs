@@ -148,11 +148,13 @@ fn check_issuer(settings: &OAuthSettings, handle: &Handle, iss: Option<&str>) ->
         Some(got) => {
             let shown: String = got.chars().take(200).collect::<String>().escape_debug().to_string();
             Err(Error::bad_request(format!(
-                "the authorization answer for '{handle}' names the issuer '{shown}', not '{expected}': it may come                  from another provider (RFC 9207), so latchkey did not use it; start the authorization again"
+                "the authorization answer for '{handle}' names the issuer '{shown}', not '{expected}': it may come \
+                 from another provider (RFC 9207), so latchkey did not use it; start the authorization again"
             )))
         }
         None if settings.authorization_response_iss_parameter_supported => Err(Error::bad_request(format!(
-            "the authorization answer for '{handle}' carries no 'iss', although the metadata of {expected} says              it always does (RFC 9207), so latchkey did not use it; start the authorization again"
+            "the authorization answer for '{handle}' carries no 'iss', although the metadata of {expected} says \
+             it always does (RFC 9207), so latchkey did not use it; start the authorization again"
         ))),
         None => Ok(()),
     }
