@@ -1,6 +1,7 @@
 //! Integration tests of latchkey-oauth against a mock provider on 127.0.0.1 (see `mock.rs`).
 
 mod authorize;
+mod discovery;
 mod hardening;
 mod mock;
 mod props;
