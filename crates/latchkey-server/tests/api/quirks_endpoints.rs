@@ -270,3 +270,33 @@ async fn a_wrong_iss_is_refused_even_when_not_advertised() {
     assert!(page.contains("RFC 9207"), "{page}");
     assert_eq!(provider.grants("authorization_code").len(), 1);
 }
+
+#[tokio::test]
+async fn the_openapi_document_describes_the_quirk_fields() {
+    let app = spawn_app().await;
+    let doc: Value =
+        app.http.get(app.url("/api/v1/openapi.json")).send().await.expect("openapi").json().await.expect("json");
+    let schemas = &doc["components"]["schemas"];
+    for field in [
+        "refresh_client_auth",
+        "token_response_map",
+        "keep_response_fields",
+        "keep_callback_params",
+        "issuer",
+        "device_authorization_url",
+        "connection_params",
+    ] {
+        let input = &schemas["ConnectionInput"]["properties"][field];
+        assert!(input.is_object(), "ConnectionInput.{field} is documented");
+        assert!(input["description"].as_str().is_some_and(|d| !d.is_empty()), "ConnectionInput.{field}: {input}");
+        assert!(schemas["ConnectionView"]["properties"][field].is_object(), "ConnectionView.{field}");
+    }
+    let refresh_auth = schemas["ConnectionInput"]["properties"]["refresh_client_auth"]["description"].as_str();
+    assert!(refresh_auth.is_some_and(|d| d.contains("client_secret_basic")), "{refresh_auth:?}");
+    let map = schemas["ConnectionInput"]["properties"]["token_response_map"]["description"].as_str();
+    assert!(map.is_some_and(|d| d.contains("expires_at")), "{map:?}");
+    assert!(schemas["ConnectionView"]["properties"]["extra"].is_object());
+    assert!(schemas["TokenBody"]["properties"]["extra"].is_object());
+    let required = schemas["TokenBody"]["required"].as_array().cloned().unwrap_or_default();
+    assert!(!required.contains(&json!("extra")), "extra is optional in the token answer");
+}
