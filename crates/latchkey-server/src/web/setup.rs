@@ -49,8 +49,9 @@ async fn link_valid(state: &SharedState, token: &str) -> Result<bool, Error> {
 fn form_page(status: StatusCode, token: &str, username: String, error: FormError) -> Response {
     let page =
         SetupPage { nav: None, action: format!("/setup/{token}"), username, error, min_password_len: MIN_PASSWORD_LEN };
-    // The address holds the set-up token: no page it links to may see it.
-    ([(REFERRER_POLICY, "no-referrer")], reply::page(status, &page)).into_response()
+    // The address holds the set-up token: no other site may see it. Not `no-referrer`: under it browsers send
+    // `Origin: null` with the form, which the same-origin check rightly refuses.
+    ([(REFERRER_POLICY, "same-origin")], reply::page(status, &page)).into_response()
 }
 
 /// `GET /setup/{token}`: the form, when the link is valid.
