@@ -1,5 +1,5 @@
-//! The storage of latchkey: implementations of [`latchkey_core::store::Store`] for SQLite (and, later,
-//! PostgreSQL), each with its own migrations, and a conformance suite that every backend must pass.
+//! The storage of latchkey: implementations of [`latchkey_core::store::Store`] for SQLite and PostgreSQL, each
+//! with its own migrations, and a conformance suite that every backend must pass.
 //!
 //! The server calls [`connect`] with the configured database URL and holds the result as `Arc<dyn Store>`;
 //! the URL's scheme picks the backend. Database-driver errors never leave this crate: they become
@@ -8,13 +8,18 @@
 mod codec;
 pub mod conformance;
 mod error;
+pub mod postgres;
+mod rows;
 pub mod sqlite;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 use std::sync::Arc;
 
 use latchkey_core::store::Store;
 use latchkey_core::{Error, Result};
 
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 /// The schemes [`connect`] understands, for error messages.
@@ -23,7 +28,8 @@ const ACCEPTED_SCHEMES: &str = "sqlite:// (or sqlite:), postgres:// or postgresq
 /// Opens the store that `database_url` names, creating and migrating it as needed.
 ///
 /// - `sqlite://PATH` or `sqlite:PATH`: a [`SqliteStore`] on that file (created with its directory when missing);
-/// - `postgres://…` or `postgresql://…`: refused for now, PostgreSQL support is not built in yet.
+/// - `postgres://…` or `postgresql://…`: a [`PostgresStore`] on that (existing) database, its tables created on
+///   first use.
 ///
 /// # Errors
 /// [`Error::Invalid`] (field `database_url`) for a scheme latchkey does not support; whatever the backend's
@@ -31,11 +37,7 @@ const ACCEPTED_SCHEMES: &str = "sqlite:// (or sqlite:), postgres:// or postgresq
 pub async fn connect(database_url: &str) -> Result<Arc<dyn Store>> {
     match Backend::from_url(database_url)? {
         Backend::Sqlite => Ok(Arc::new(SqliteStore::open(database_url).await?)),
-        Backend::Postgres => Err(Error::invalid(
-            "database_url",
-            "PostgreSQL support is not built in yet: use a sqlite:// database URL, for example \
-             sqlite:///var/lib/latchkey/latchkey.db",
-        )),
+        Backend::Postgres => Ok(Arc::new(PostgresStore::open(database_url).await?)),
     }
 }
 
