@@ -61,7 +61,9 @@ impl FromRequestParts<SharedState> for SameOrigin {
         if origin_allowed(&parts.headers, &public) {
             return Ok(Self);
         }
-        tracing::warn!(path = %parts.uri.path(), "web form refused: it came from another origin");
+        // The route pattern, never the path: set-up links carry their one-time token in the path.
+        let route = parts.extensions.get::<axum::extract::MatchedPath>().map_or("unmatched", |m| m.as_str());
+        tracing::warn!(route = %route, "web form refused: it came from another origin");
         let text = format!(
             "This form was sent from another site, or from an address other than {public}, so latchkey refused \
              it. Open latchkey at {public} and try again (or start the server with --public-url set to the \
