@@ -256,6 +256,28 @@ pub struct FlowStart {
     pub now: Timestamp,
 }
 
+/// A device authorization in progress (RFC 8628 §3.2): what the person needs to approve it, and the sealed
+/// `device_code` that latchkey presents at the token endpoint until they do. One per connection; a new one
+/// replaces the old.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceFlow {
+    pub connection_id: ConnectionId,
+    /// The `device_code`, sealed; never shown.
+    pub device_code: Sealed,
+    /// The code the person types at the verification URI.
+    pub user_code: String,
+    pub verification_uri: String,
+    /// The verification URI with the user code in it, when the provider sent one.
+    pub verification_uri_complete: Option<String>,
+    /// When the device code stops being accepted.
+    pub expires_at: Timestamp,
+    /// Seconds between polls; grows by 5 on every `slow_down` (RFC 8628 §3.5).
+    pub interval_secs: i64,
+    /// When latchkey polls next.
+    pub next_poll_at: Timestamp,
+    pub created_at: Timestamp,
+}
+
 /// A logged-in browser.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Session {

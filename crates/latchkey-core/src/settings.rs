@@ -24,6 +24,18 @@ pub enum GrantType {
     DeviceCode,
 }
 
+impl GrantType {
+    /// The contract's spelling, as stored.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AuthorizationCode => "authorization_code",
+            Self::ClientCredentials => "client_credentials",
+            Self::DeviceCode => "device_code",
+        }
+    }
+}
+
 /// Proof Key for Code Exchange (RFC 7636).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Pkce {

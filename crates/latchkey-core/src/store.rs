@@ -9,8 +9,8 @@
 use async_trait::async_trait;
 
 use crate::model::{
-    ApiKey, ApiKeyId, AuthFlow, Connection, ConnectionConfig, ConnectionId, Digest, FailureWrite, FlowStart, Session,
-    TokenWrite, User, UserId,
+    ApiKey, ApiKeyId, AuthFlow, Connection, ConnectionConfig, ConnectionId, DeviceFlow, Digest, FailureWrite,
+    FlowStart, Session, TokenWrite, User, UserId,
 };
 use crate::{Handle, Result, Timestamp};
 
@@ -86,8 +86,9 @@ pub trait ConnectionStore: Send + Sync {
     async fn claim_refresh(&self, id: &ConnectionId, owner: &str, now: Timestamp, until: Timestamp) -> Result<bool>;
     /// Gives up the lease if `owner` holds it.
     async fn release_refresh(&self, id: &ConnectionId, owner: &str) -> Result<()>;
-    /// Connections whose `refresh_at` has come, that hold a refresh token, are `connected` or `error`, and are not
-    /// in backoff; at most `limit`, most urgent first.
+    /// Connections whose `refresh_at` has come, that hold a refresh token (or use the `client_credentials` grant,
+    /// which renews without one), are `connected` or `error`, and are not in backoff; at most `limit`, most
+    /// urgent first.
     async fn connections_due(&self, now: Timestamp, limit: u32) -> Result<Vec<ConnectionId>>;
 }
 
@@ -105,6 +106,26 @@ pub trait FlowStore: Send + Sync {
     async fn complete_flow(&self, id: &crate::model::FlowId, now: Timestamp) -> Result<bool>;
     /// Deletes flows that expired before `now`; returns how many.
     async fn delete_expired_flows(&self, now: Timestamp) -> Result<u64>;
+}
+
+/// Device authorizations in progress (RFC 8628), kept in the database so that polling survives a restart.
+#[async_trait]
+pub trait DeviceFlowStore: Send + Sync {
+    /// Stores the device flow of its connection, replacing any earlier one.
+    async fn put_device_flow(&self, flow: &DeviceFlow) -> Result<()>;
+    /// The device flow of a connection.
+    async fn device_flow(&self, connection: &ConnectionId) -> Result<Option<DeviceFlow>>;
+    /// The device flows whose next poll has come (`next_poll_at <= now`), earliest first, at most `limit`.
+    async fn device_flows_due(&self, now: Timestamp, limit: u32) -> Result<Vec<DeviceFlow>>;
+    /// Records the interval and the time of the next poll.
+    async fn reschedule_device_flow(
+        &self,
+        connection: &ConnectionId,
+        interval_secs: i64,
+        next_poll_at: Timestamp,
+    ) -> Result<()>;
+    /// Deletes the device flow of a connection (approved, denied or expired).
+    async fn delete_device_flow(&self, connection: &ConnectionId) -> Result<()>;
 }
 
 /// Browser sessions and the one-time set-up link.
@@ -138,7 +159,9 @@ pub trait MetaStore: Send + Sync {
 
 /// Everything latchkey stores, behind one object.
 #[async_trait]
-pub trait Store: UserStore + ApiKeyStore + ConnectionStore + FlowStore + SessionStore + MetaStore {
+pub trait Store:
+    UserStore + ApiKeyStore + ConnectionStore + FlowStore + DeviceFlowStore + SessionStore + MetaStore
+{
     /// A cheap round trip to the database, for health checks.
     async fn ping(&self) -> Result<()>;
     /// The backend's name, for logs: `sqlite` or `postgres`.

@@ -6,7 +6,7 @@
 //! one column of each shape: [`Columns`].
 
 use latchkey_core::model::{
-    ApiKey, ApiKeyId, AuthFlow, Connection, ConnectionId, FlowId, Session, StoredTokens, User, UserId,
+    ApiKey, ApiKeyId, AuthFlow, Connection, ConnectionId, DeviceFlow, FlowId, Session, StoredTokens, User, UserId,
 };
 use latchkey_core::{Result, Sealed, Timestamp};
 
@@ -168,6 +168,21 @@ pub(crate) fn flow(row: &impl Columns) -> Result<AuthFlow> {
         expires_at: time(row, "f_expires_at")?,
         started_at: optional_time(row, "f_started_at")?,
         completed_at: optional_time(row, "f_completed_at")?,
+    })
+}
+
+/// A device flow from the `d_` columns.
+pub(crate) fn device_flow(row: &impl Columns) -> Result<DeviceFlow> {
+    Ok(DeviceFlow {
+        connection_id: ConnectionId(row.text("d_connection_id")?),
+        device_code: Sealed(row.bytes("d_device_code")?),
+        user_code: row.text("d_user_code")?,
+        verification_uri: row.text("d_verification_uri")?,
+        verification_uri_complete: row.optional_text("d_verification_uri_complete")?,
+        expires_at: time(row, "d_expires_at")?,
+        interval_secs: row.integer("d_interval_secs")?,
+        next_poll_at: time(row, "d_next_poll_at")?,
+        created_at: time(row, "d_created_at")?,
     })
 }
 

@@ -19,6 +19,7 @@
 
 mod accounts;
 mod connections;
+mod device_flows;
 mod flows;
 mod setup;
 mod tokens;
@@ -75,6 +76,10 @@ pub async fn run_all(store: &dyn Store) {
     flows::start_flow_refuses_expired_links(store).await;
     flows::complete_flow_succeeds_once(store).await;
     flows::delete_expired_flows_removes_only_expired(store).await;
+
+    device_flows::device_flows_round_trip_and_replace(store).await;
+    device_flows::device_flows_due_and_reschedule(store).await;
+    device_flows::device_flows_go_with_their_connection(store).await;
 }
 
 /// A random 32-byte digest (the hex digits of a UUID v4, so 122 random bits).

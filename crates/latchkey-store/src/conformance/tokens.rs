@@ -1,6 +1,7 @@
 //! Token writes, failures, the refresh lease and the refresher's work list.
 
-use latchkey_core::model::{Connection, ConnectionId, FailureWrite, Status, TokenWrite};
+use latchkey_core::model::{Connection, ConnectionConfig, ConnectionId, FailureWrite, Status, TokenWrite};
+use latchkey_core::settings::GrantType;
 use latchkey_core::store::Store;
 use latchkey_core::{Error, Timestamp};
 
@@ -169,8 +170,8 @@ pub(super) async fn refresh_lease_excludes_others_until_it_expires(store: &dyn S
     store.release_refresh(&ConnectionId::random(), "a").await.expect("releasing an unknown connection is fine");
 }
 
-/// `connections_due` lists the connections whose refresh time has come, that hold a refresh token, are
-/// `connected` or `error`, are not backing off and not leased; earliest `refresh_at` first, at most `limit`.
+/// `connections_due` lists the connections whose refresh time has come, that hold a refresh token (or use the
+/// `client_credentials` grant, which renews without one, whether so created or edited), are `connected` or `error`, are not backing off and not leased; earliest `refresh_at` first, at most `limit`.
 pub(super) async fn connections_due_filters_and_orders(store: &dyn Store) {
     // Times far before T0, so that no other check's connection is due.
     let user = new_user(store).await;
@@ -194,6 +195,9 @@ pub(super) async fn connections_due_filters_and_orders(store: &dyn Store) {
     let third = add("third", Status::Connected, Some(300), true);
     let lease_expired = add("lease-expired", Status::Connected, Some(400), true);
     let no_refresh_token = add("no-refresh-token", Status::Connected, Some(50), false);
+    let mut client_credentials = add("client-credentials", Status::Connected, Some(250), false);
+    client_credentials.settings.grant_type = GrantType::ClientCredentials;
+    let edited_to_client_credentials = add("edited-to-cc", Status::Connected, Some(260), false);
     let pending = add("pending", Status::Pending, Some(50), true);
     let needs_reauth = add("needs-reauth", Status::NeedsReauth, Some(50), true);
     let mut backing_off = add("backing-off", Status::Error, Some(60), true);
@@ -207,6 +211,8 @@ pub(super) async fn connections_due_filters_and_orders(store: &dyn Store) {
         &third,
         &lease_expired,
         &no_refresh_token,
+        &client_credentials,
+        &edited_to_client_credentials,
         &pending,
         &needs_reauth,
         &backing_off,
@@ -217,18 +223,37 @@ pub(super) async fn connections_due_filters_and_orders(store: &dyn Store) {
         store.insert_connection(connection).await.expect("insert_connection");
     }
     assert!(store.claim_refresh(&leased.id, "busy", Timestamp(0), Timestamp(5000)).await.expect("claim_refresh"));
+    let mut settings = edited_to_client_credentials.settings.clone();
+    settings.grant_type = GrantType::ClientCredentials;
+    let config = ConnectionConfig {
+        name: edited_to_client_credentials.name.clone(),
+        provider: edited_to_client_credentials.provider.clone(),
+        settings,
+        client_secret: None,
+    };
+    store.update_connection_config(&edited_to_client_credentials.id, &config, Timestamp(1)).await.expect("update");
     assert!(store.claim_refresh(&lease_expired.id, "gone", Timestamp(0), Timestamp(400)).await.expect("claim"));
 
     let now = Timestamp(1000);
     let ids = |list: &[&Connection]| list.iter().map(|c| c.id.clone()).collect::<Vec<_>>();
     assert_eq!(
         store.connections_due(now, 100).await.expect("connections_due"),
-        ids(&[&first, &second, &third, &lease_expired])
+        ids(&[&first, &second, &client_credentials, &edited_to_client_credentials, &third, &lease_expired])
     );
     assert_eq!(store.connections_due(now, 2).await.expect("connections_due"), ids(&[&first, &second]));
     assert_eq!(
         store.connections_due(Timestamp(5000), 100).await.expect("connections_due"),
-        ids(&[&backing_off, &leased, &first, &second, &third, &lease_expired, &not_yet]),
+        ids(&[
+            &backing_off,
+            &leased,
+            &first,
+            &second,
+            &client_credentials,
+            &edited_to_client_credentials,
+            &third,
+            &lease_expired,
+            &not_yet
+        ]),
         "backoff and lease end at their time"
     );
     assert_eq!(store.connections_due(Timestamp(99), 100).await.expect("connections_due"), Vec::new());

@@ -37,9 +37,9 @@ impl ConnectionStore for PostgresStore {
             "INSERT INTO connections (id, user_id, handle, name, provider, settings, client_secret, status, \
              last_error, access_token, refresh_token, token_type, expires_at, obtained_at, granted_scope, \
              token_version, failure_count, retry_after, refresh_at, last_refreshed_at, lease_owner, lease_until, \
-             created_at, updated_at, kept_values) \
+             created_at, updated_at, kept_values, grant_type) \
              VALUES ($1, $2, $3, $4, $5, $6::json, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, \
-             $20, NULL, NULL, $21, $22, $23::json)",
+             $20, NULL, NULL, $21, $22, $23::json, $24)",
         )
         .bind(connection.id.as_str())
         .bind(connection.user_id.as_str())
@@ -64,6 +64,7 @@ impl ConnectionStore for PostgresStore {
         .bind(connection.created_at.secs())
         .bind(connection.updated_at.secs())
         .bind(kept_values)
+        .bind(connection.settings.grant_type.as_str())
         .execute(&self.pool)
         .await
         .map_err(unique_as_conflict("inserting a connection", "handle", || {
@@ -144,7 +145,7 @@ impl ConnectionStore for PostgresStore {
         let settings = settings_to_db(&config.settings)?;
         let done = sqlx::query(
             "UPDATE connections SET name = $1, provider = $2, settings = $3::json, \
-             client_secret = COALESCE($4, client_secret), updated_at = $5 WHERE id = $6",
+             client_secret = COALESCE($4, client_secret), updated_at = $5, grant_type = $7 WHERE id = $6",
         )
         .bind(config.name.as_str())
         .bind(config.provider.as_str())
@@ -152,6 +153,7 @@ impl ConnectionStore for PostgresStore {
         .bind(sealed_bytes(config.client_secret.as_ref()))
         .bind(now.secs())
         .bind(id.as_str())
+        .bind(config.settings.grant_type.as_str())
         .execute(&self.pool)
         .await
         .map_err(storage("updating the settings of a connection"))?;
@@ -272,7 +274,8 @@ impl ConnectionStore for PostgresStore {
         // `FOR UPDATE SKIP LOCKED` here would hold its locks only until this statement ends (see decisions.md).
         let ids: Vec<String> = sqlx::query_scalar(
             "SELECT id FROM connections \
-             WHERE refresh_at <= $1 AND refresh_token IS NOT NULL AND status IN ('connected', 'error') \
+             WHERE refresh_at <= $1 AND (refresh_token IS NOT NULL OR grant_type = 'client_credentials') \
+             AND status IN ('connected', 'error') \
              AND (retry_after IS NULL OR retry_after <= $1) AND (lease_until IS NULL OR lease_until <= $1) \
              ORDER BY refresh_at, id LIMIT $2",
         )

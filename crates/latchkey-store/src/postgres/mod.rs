@@ -15,6 +15,7 @@
 
 mod api_keys;
 mod connections;
+mod device_flows;
 mod flows;
 mod meta;
 mod rows;

@@ -35,8 +35,8 @@ impl ConnectionStore for SqliteStore {
             "INSERT INTO connections (id, user_id, handle, name, provider, settings, client_secret, status, \
              last_error, access_token, refresh_token, token_type, expires_at, obtained_at, granted_scope, \
              token_version, failure_count, retry_after, refresh_at, last_refreshed_at, lease_owner, lease_until, \
-             created_at, updated_at, kept_values) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, ?, ?, ?)",
+             created_at, updated_at, kept_values, grant_type) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, ?, ?, ?, ?)",
         )
         .bind(connection.id.as_str())
         .bind(connection.user_id.as_str())
@@ -61,6 +61,7 @@ impl ConnectionStore for SqliteStore {
         .bind(connection.created_at.secs())
         .bind(connection.updated_at.secs())
         .bind(kept_values)
+        .bind(connection.settings.grant_type.as_str())
         .execute(&self.pool)
         .await
         .map_err(unique_as_conflict("inserting a connection", "handle", || {
@@ -141,13 +142,14 @@ impl ConnectionStore for SqliteStore {
         let settings = settings_to_db(&config.settings)?;
         let done = sqlx::query(
             "UPDATE connections SET name = ?, provider = ?, settings = ?, \
-             client_secret = COALESCE(?, client_secret), updated_at = ? WHERE id = ?",
+             client_secret = COALESCE(?, client_secret), updated_at = ?, grant_type = ? WHERE id = ?",
         )
         .bind(config.name.as_str())
         .bind(config.provider.as_str())
         .bind(settings)
         .bind(sealed_bytes(config.client_secret.as_ref()))
         .bind(now.secs())
+        .bind(config.settings.grant_type.as_str())
         .bind(id.as_str())
         .execute(&self.pool)
         .await
@@ -263,7 +265,8 @@ impl ConnectionStore for SqliteStore {
     async fn connections_due(&self, now: Timestamp, limit: u32) -> Result<Vec<ConnectionId>> {
         let ids: Vec<String> = sqlx::query_scalar(
             "SELECT id FROM connections \
-             WHERE refresh_at <= ?1 AND refresh_token IS NOT NULL AND status IN ('connected', 'error') \
+             WHERE refresh_at <= ?1 AND (refresh_token IS NOT NULL OR grant_type = 'client_credentials') \
+             AND status IN ('connected', 'error') \
              AND (retry_after IS NULL OR retry_after <= ?1) AND (lease_until IS NULL OR lease_until <= ?1) \
              ORDER BY refresh_at, id LIMIT ?2",
         )

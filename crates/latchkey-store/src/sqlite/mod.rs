@@ -8,6 +8,7 @@
 
 mod api_keys;
 mod connections;
+mod device_flows;
 mod flows;
 mod meta;
 mod rows;
