@@ -248,27 +248,27 @@ pub async fn revoke(
     Err(finish_error(err, response.retry_after, &secrets))
 }
 
-/// A request to a token or revocation endpoint, as it is assembled.
-struct TokenRequest<'a> {
+/// A request to a token, revocation or device authorization endpoint, as it is assembled.
+pub(crate) struct TokenRequest<'a> {
     settings: &'a OAuthSettings,
     client_secret: Option<&'a Secret>,
     params: Vec<(String, String)>,
     authorization: Option<HeaderValue>,
     /// Every secret in this request, to scrub from the provider's error text.
-    secrets: Vec<Secret>,
+    pub(crate) secrets: Vec<Secret>,
 }
 
 impl<'a> TokenRequest<'a> {
-    fn new(settings: &'a OAuthSettings, client_secret: Option<&'a Secret>) -> Self {
+    pub(crate) fn new(settings: &'a OAuthSettings, client_secret: Option<&'a Secret>) -> Self {
         let secrets = client_secret.cloned().into_iter().collect();
         Self { settings, client_secret, params: Vec::new(), authorization: None, secrets }
     }
 
-    fn param(&mut self, key: &str, value: &str) {
+    pub(crate) fn param(&mut self, key: &str, value: &str) {
         self.params.push((key.to_owned(), value.to_owned()));
     }
 
-    fn secret_param(&mut self, key: &str, value: &Secret) {
+    pub(crate) fn secret_param(&mut self, key: &str, value: &Secret) {
         self.secrets.push(value.clone());
         self.param(key, value.expose());
     }
@@ -276,7 +276,7 @@ impl<'a> TokenRequest<'a> {
     /// Client authentication (RFC 6749 §2.3.1): `client_secret_post` puts the id and (when there is one) the
     /// secret in the body; `client_secret_basic` sends `Authorization: Basic` over the form-encoded id and
     /// secret, and keeps the id out of the body; `none` sends only the id (RFC 6749 §3.2.1, public clients).
-    fn client_auth(&mut self, method: ClientAuth) {
+    pub(crate) fn client_auth(&mut self, method: ClientAuth) {
         let settings = self.settings;
         match method {
             ClientAuth::ClientSecretPost => {
@@ -302,7 +302,7 @@ impl<'a> TokenRequest<'a> {
     }
 
     /// Adds the connection's extra parameters, skipping any key already in the request.
-    fn extra(&mut self, extra: &std::collections::BTreeMap<String, String>) {
+    pub(crate) fn extra(&mut self, extra: &std::collections::BTreeMap<String, String>) {
         for (key, value) in extra {
             if !self.params.iter().any(|(k, _)| k == key) {
                 self.param(key, value);
@@ -324,7 +324,11 @@ impl<'a> TokenRequest<'a> {
         }
     }
 
-    async fn send(self, http: &HttpClient, endpoint: &str) -> Result<crate::client::RawResponse, OAuthError> {
+    pub(crate) async fn send(
+        self,
+        http: &HttpClient,
+        endpoint: &str,
+    ) -> Result<crate::client::RawResponse, OAuthError> {
         let mut headers = HeaderMap::new();
         if let Some(value) = self.authorization.clone() {
             headers.insert(AUTHORIZATION, value);
@@ -335,7 +339,7 @@ impl<'a> TokenRequest<'a> {
             .map_err(|err| finish_error(err, None, &self.secrets))
     }
 
-    async fn send_for_tokens(self, http: &HttpClient, endpoint: &str) -> Result<TokenResponse, OAuthError> {
+    pub(crate) async fn send_for_tokens(self, http: &HttpClient, endpoint: &str) -> Result<TokenResponse, OAuthError> {
         let settings = self.settings;
         let secrets = self.secrets.clone();
         let response = self.send(http, endpoint).await?;
@@ -346,7 +350,11 @@ impl<'a> TokenRequest<'a> {
 
 /// Adds the `Retry-After` to an [`OAuthError::Unavailable`] and scrubs every secret of the request from the
 /// provider's text (some providers echo the code or token they refuse).
-fn finish_error(err: OAuthError, retry_after: Option<std::time::Duration>, secrets: &[Secret]) -> OAuthError {
+pub(crate) fn finish_error(
+    err: OAuthError,
+    retry_after: Option<std::time::Duration>,
+    secrets: &[Secret],
+) -> OAuthError {
     let secrets: Vec<&str> = secrets.iter().map(Secret::expose).collect();
     match err {
         OAuthError::Rejected { status, error, description } => OAuthError::Rejected {

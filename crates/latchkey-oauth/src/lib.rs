@@ -1,5 +1,5 @@
 //! latchkey's side of the OAuth 2.0 conversation with providers: the hardened outbound HTTP client, the
-//! Authorization Code grant with PKCE, refresh and revocation, authorization server metadata discovery, and the
+//! Authorization Code grant with PKCE, refresh and revocation, client credentials and device authorization, authorization server metadata discovery, and the
 //! parsing of token responses.
 //!
 //! Built on plain `reqwest` rather than an OAuth library, because providers need JSON request bodies, nested
@@ -12,6 +12,7 @@ mod client;
 mod discovery;
 mod error;
 mod flow;
+mod grants;
 pub mod guard;
 mod response;
 
@@ -22,5 +23,8 @@ pub use flow::{
     PkcePair, RESERVED_AUTHORIZATION_PARAMS, RESERVED_TOKEN_PARAMS, authorization_request_url, describe_provider_error,
     exchange_code, refresh, revoke,
 };
+pub use grants::{DEVICE_CODE_GRANT, DevicePoll, client_credentials, poll_device_token, start_device_authorization};
 pub use guard::{AllowList, Lookup, LookupFuture, SystemLookup, check_url, decide, is_forbidden_ip, is_metadata_ip};
-pub use response::{MAX_KEPT_VALUE_CHARS, TokenResponse, parse_token_response};
+pub use response::{
+    DeviceAuthorization, MAX_KEPT_VALUE_CHARS, TokenResponse, parse_device_authorization, parse_token_response,
+};

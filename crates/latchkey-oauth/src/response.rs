@@ -322,6 +322,87 @@ pub fn parse_token_response(
     })
 }
 
+/// The answer of a device authorization endpoint (RFC 8628 §3.2). `Debug` shows no device code: it is a
+/// [`Secret`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceAuthorization {
+    /// The code latchkey presents at the token endpoint while it polls; a secret.
+    pub device_code: Secret,
+    /// The code the person enters at the verification URI.
+    pub user_code: String,
+    /// Where the person goes to approve.
+    pub verification_uri: String,
+    /// The verification URI with the user code in it, when the provider sent one.
+    pub verification_uri_complete: Option<String>,
+    /// Seconds until the codes expire.
+    pub expires_in: u64,
+    /// The minimum seconds between polls, when the provider said (RFC 8628 §3.2 lets latchkey assume 5).
+    pub interval: Option<u64>,
+}
+
+/// The longest user code or verification URI accepted, in characters.
+const MAX_DEVICE_TEXT_CHARS: usize = 2000;
+
+/// Reads a device authorization endpoint's answer (RFC 8628 §3.2, errors as RFC 6749 §5.2). Tolerates what
+/// token responses get (a form answer, numbers as strings), and `verification_url`, the name some providers
+/// use for `verification_uri`.
+///
+/// # Errors
+/// 429 and 5xx: [`OAuthError::Unavailable`]; an `error` field or another non-2xx status:
+/// [`OAuthError::Rejected`]; a 2xx answer without `device_code`, `user_code`, `verification_uri` or
+/// `expires_in`: [`OAuthError::InvalidResponse`].
+pub fn parse_device_authorization(
+    status: u16,
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Result<DeviceAuthorization, OAuthError> {
+    if status == 429 {
+        return Err(OAuthError::Unavailable {
+            message: "answered 429 Too Many Requests".to_owned(),
+            retry_after: None,
+        });
+    }
+    if status >= 500 {
+        return Err(OAuthError::Unavailable { message: format!("answered {status}"), retry_after: None });
+    }
+    let fields = read_fields(content_type, body, "device_code");
+    if let Some(err) = fields.as_ref().and_then(|f| oauth_error(status, f)) {
+        return Err(err);
+    }
+    if !(200..300).contains(&status) {
+        return Err(OAuthError::Rejected { status, error: format!("http_{status}"), description: None });
+    }
+    let Some(fields) = fields else {
+        return Err(OAuthError::InvalidResponse {
+            message: format!("answered {status} with a body that is neither a JSON object nor a form"),
+        });
+    };
+    let missing = |name: &str| OAuthError::InvalidResponse {
+        message: format!("answered {status} without a {name}: this is not an RFC 8628 device authorization answer"),
+    };
+    let text =
+        |path: &str| fields.at(path).and_then(|f| f.string().map(str::to_owned)).filter(|v| !v.trim().is_empty());
+    let device_code = text("device_code").ok_or_else(|| missing("device_code"))?;
+    let user_code =
+        text("user_code").map(|c| sanitize(c.trim(), MAX_DEVICE_TEXT_CHARS)).ok_or_else(|| missing("user_code"))?;
+    let verification_uri = text("verification_uri")
+        .or_else(|| text("verification_url"))
+        .map(|u| sanitize(u.trim(), MAX_DEVICE_TEXT_CHARS))
+        .ok_or_else(|| missing("verification_uri"))?;
+    let verification_uri_complete =
+        text("verification_uri_complete").map(|u| sanitize(u.trim(), MAX_DEVICE_TEXT_CHARS));
+    let expires_in = fields.at("expires_in").and_then(|f| f.seconds()).ok_or_else(|| missing("expires_in"))?;
+    let interval = fields.at("interval").and_then(|f| f.seconds()).filter(|secs| *secs > 0);
+    Ok(DeviceAuthorization {
+        device_code: Secret::new(device_code),
+        user_code,
+        verification_uri,
+        verification_uri_complete,
+        expires_in,
+        interval,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
