@@ -19,7 +19,7 @@ use tower_http::trace::TraceLayer;
 use crate::api::limits::ApiRateLimiter;
 use crate::config::Config;
 use crate::state::{AppState, SharedState};
-use crate::tokens::{RefreshPolicy, TokenService, run_refresher};
+use crate::tokens::{RefreshPolicy, TokenService, run_device_poller, run_refresher};
 use crate::{api, assets, bootstrap, flows, setup, web};
 
 /// The Content-Security-Policy of every response: no inline script, no framing.
@@ -109,6 +109,7 @@ impl Application {
             state.config.refresher_interval,
             shutdown.clone(),
         ));
+        let device_poller = tokio::spawn(run_device_poller(Arc::clone(&state), shutdown.clone()));
         let sweeper = tokio::spawn(sweep_rate_limits(Arc::clone(&state), shutdown.clone()));
         let app = router(Arc::clone(&state));
         let stop = shutdown.clone();
@@ -121,6 +122,7 @@ impl Application {
             .await
             .context("the HTTP server failed")?;
         let _ = refresher.await;
+        let _ = device_poller.await;
         let _ = sweeper.await;
         Ok(())
     }

@@ -82,6 +82,9 @@ pub struct Config {
     pub authorization_link_ttl: Duration,
     /// API requests a second per key.
     pub api_rate_limit: NonZeroU32,
+    /// How often the device poller wakes to look for device authorizations due for a poll (their interval itself
+    /// comes from the provider); one second, shorter in tests.
+    pub device_poll_tick: Duration,
 }
 
 impl Config {
@@ -111,6 +114,7 @@ impl Config {
             authorization_link_ttl: Duration::from_secs(settings.authorization_link_ttl_secs),
             api_rate_limit: NonZeroU32::new(settings.api_rate_limit)
                 .ok_or_else(|| anyhow::anyhow!("--api-rate-limit must be at least 1"))?,
+            device_poll_tick: Duration::from_secs(1),
         })
     }
 

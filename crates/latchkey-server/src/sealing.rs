@@ -27,6 +27,10 @@ fn connection_aad(id: &ConnectionId, column: Column) -> Aad {
     Aad::new("connections", column.name(), id.as_str())
 }
 
+fn device_aad(id: &ConnectionId) -> Aad {
+    Aad::new("device_flows", "device_code", id.as_str())
+}
+
 fn flow_aad(id: &FlowId) -> Aad {
     Aad::new("auth_flows", "pkce_verifier", id.as_str())
 }
@@ -62,4 +66,20 @@ pub fn open_verifier(keyring: &Keyring, id: &FlowId, sealed: &Sealed) -> Result<
     keyring
         .open_secret(sealed, &flow_aad(id))
         .map_err(|e| Error::Crypto(format!("the PKCE verifier of flow {id} could not be decrypted: {e}")))
+}
+
+/// Seals the RFC 8628 device code of a connection's device flow.
+#[must_use]
+pub fn seal_device_code(keyring: &Keyring, id: &ConnectionId, device_code: &Secret) -> Sealed {
+    keyring.seal_secret(device_code, &device_aad(id))
+}
+
+/// Opens the device code of a connection's device flow.
+///
+/// # Errors
+/// [`Error::Crypto`] when it does not open.
+pub fn open_device_code(keyring: &Keyring, id: &ConnectionId, sealed: &Sealed) -> Result<Secret, Error> {
+    keyring
+        .open_secret(sealed, &device_aad(id))
+        .map_err(|e| Error::Crypto(format!("the device code of connection {id} could not be decrypted: {e}")))
 }

@@ -4,11 +4,12 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
+use latchkey_core::settings::GrantType;
 use latchkey_core::{Error, Handle};
 
 use super::error::{ApiResult, ErrorBody};
 use super::extract::{ApiCaller, ApiJson};
-use super::views::{AuthorizingEnvelope, ConnectionEnvelope, ConnectionList, ConnectionView};
+use super::views::{AuthorizingEnvelope, ConnectionEnvelope, ConnectionList, ConnectionView, DeviceView};
 use crate::service::connections::{self, Authorizing, ConnectionInput};
 use crate::state::SharedState;
 
@@ -16,11 +17,26 @@ fn view(state: &SharedState, connection: &latchkey_core::model::Connection) -> C
     ConnectionView::new(connection, connections::redirect_uri(state, &connection.settings))
 }
 
-fn authorizing(state: &SharedState, done: &Authorizing) -> AuthorizingEnvelope {
-    AuthorizingEnvelope {
-        connection: view(state, &done.connection),
-        authorization_link: done.authorization_link.clone(),
+/// The view with the device authorization under way, for `device_code` connections that have one.
+async fn full_view(state: &SharedState, connection: &latchkey_core::model::Connection) -> ApiResult<ConnectionView> {
+    let mut shown = view(state, connection);
+    if connection.settings.grant_type == GrantType::DeviceCode {
+        shown.device = state.store.device_flow(&connection.id).await?.as_ref().map(DeviceView::new);
     }
+    Ok(shown)
+}
+
+async fn authorizing(state: &SharedState, done: &Authorizing) -> ApiResult<AuthorizingEnvelope> {
+    let connection = full_view(state, &done.connection).await?;
+    let (authorization_link, device) = match done.connection.settings.grant_type {
+        GrantType::AuthorizationCode => (Some(done.authorization_link.clone()), None),
+        GrantType::ClientCredentials => (None, None),
+        GrantType::DeviceCode => {
+            let device = state.store.device_flow(&done.connection.id).await?.as_ref().map(DeviceView::new);
+            (None, device)
+        }
+    };
+    Ok(AuthorizingEnvelope { connection, authorization_link, device })
 }
 
 fn parse_handle(raw: &str) -> Result<Handle, Error> {
@@ -43,7 +59,7 @@ pub async fn create(
         caller.require(&handle)?;
     }
     let done = connections::create(&state, &caller.user, input).await?;
-    Ok((StatusCode::CREATED, Json(authorizing(&state, &done))))
+    Ok((StatusCode::CREATED, Json(authorizing(&state, &done).await?)))
 }
 
 /// Lists the caller's connections (only the handles a limited key may use).
@@ -51,7 +67,10 @@ pub async fn create(
     responses((status = 200, body = ConnectionList), (status = 401, body = ErrorBody)))]
 pub async fn list(State(state): State<SharedState>, caller: ApiCaller) -> ApiResult<Json<ConnectionList>> {
     let all = state.store.list_connections(&caller.user.id).await?;
-    let connections = all.iter().filter(|c| caller.key.allows(&c.handle)).map(|c| view(&state, c)).collect();
+    let mut connections = Vec::new();
+    for connection in all.iter().filter(|c| caller.key.allows(&c.handle)) {
+        connections.push(full_view(&state, connection).await?);
+    }
     Ok(Json(ConnectionList { connections }))
 }
 
@@ -67,7 +86,7 @@ pub async fn get(
     let handle = parse_handle(&raw)?;
     caller.require(&handle)?;
     let connection = connections::find(&state, &caller.user, &handle).await?;
-    Ok(Json(ConnectionEnvelope { connection: view(&state, &connection) }))
+    Ok(Json(ConnectionEnvelope { connection: full_view(&state, &connection).await? }))
 }
 
 /// Edits a connection; a missing `client_secret` keeps the stored one; the handle cannot change.
@@ -83,7 +102,7 @@ pub async fn update(
     let handle = parse_handle(&raw)?;
     caller.require(&handle)?;
     let done = connections::update(&state, &caller.user, &handle, input).await?;
-    Ok(Json(authorizing(&state, &done)))
+    Ok(Json(authorizing(&state, &done).await?))
 }
 
 /// Deletes a connection, revoking its tokens where the provider supports it.
@@ -101,10 +120,11 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// A fresh authorization link to reconnect.
+/// A fresh authorization link to reconnect; for a `device_code` connection a new device authorization (the
+/// `device` object); refused (400) for `client_credentials`, which has nothing to authorize.
 #[utoipa::path(post, path = "/api/v1/connections/{handle}/authorize", tag = "connections", security(("api_key" = [])),
     params(("handle" = String, Path)),
-    responses((status = 200, body = AuthorizingEnvelope), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = AuthorizingEnvelope), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 502, body = ErrorBody)))]
 pub async fn authorize(
     State(state): State<SharedState>,
     caller: ApiCaller,
@@ -113,5 +133,5 @@ pub async fn authorize(
     let handle = parse_handle(&raw)?;
     caller.require(&handle)?;
     let done = connections::authorize(&state, &caller.user, &handle).await?;
-    Ok(Json(authorizing(&state, &done)))
+    Ok(Json(authorizing(&state, &done).await?))
 }

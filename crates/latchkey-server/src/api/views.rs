@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use latchkey_core::Timestamp;
-use latchkey_core::model::Connection;
+use latchkey_core::model::{Connection, DeviceFlow};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -71,6 +71,41 @@ pub struct ConnectionView {
     /// `keep_callback_params`), for example `{"instance_url": "https://acme.my.salesforce.com"}`.
     #[schema(example = json!({"instance_url": "https://acme.my.salesforce.com"}))]
     pub extra: BTreeMap<String, String>,
+    /// For a `device_code` connection whose device authorization is under way: what the person needs to approve
+    /// it. Absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device: Option<DeviceView>,
+}
+
+/// A device authorization under way (RFC 8628 §3.2), as shown to the person. The device code itself never
+/// appears.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeviceView {
+    /// The code to enter at `verification_uri`.
+    #[schema(example = "WDJB-MJHT")]
+    pub user_code: String,
+    #[schema(example = "https://provider.example/device")]
+    pub verification_uri: String,
+    /// The verification URI with the user code filled in, or null when the provider sent none.
+    pub verification_uri_complete: Option<String>,
+    /// When the codes expire (RFC 3339).
+    pub expires_at: String,
+    /// Seconds between latchkey's polls of the provider.
+    pub interval: i64,
+}
+
+impl DeviceView {
+    /// The view of a stored device flow.
+    #[must_use]
+    pub fn new(flow: &DeviceFlow) -> Self {
+        Self {
+            user_code: flow.user_code.clone(),
+            verification_uri: flow.verification_uri.clone(),
+            verification_uri_complete: flow.verification_uri_complete.clone(),
+            expires_at: flow.expires_at.to_rfc3339(),
+            interval: flow.interval_secs,
+        }
+    }
 }
 
 fn word<T: Serialize>(value: T) -> String {
@@ -122,6 +157,7 @@ impl ConnectionView {
             iss_required: s.authorization_response_iss_parameter_supported,
             connection_params: s.connection_params.clone(),
             extra: tokens.map(|t| t.extra.clone()).unwrap_or_default(),
+            device: None,
         }
     }
 }
@@ -132,12 +168,20 @@ pub struct ConnectionEnvelope {
     pub connection: ConnectionView,
 }
 
-/// `{"connection": {...}, "authorization_link": "..."}`
+/// `{"connection": {...}, "authorization_link": "..."}` for the `authorization_code` grant;
+/// `{"connection": {...}, "device": {...}}` for `device_code`; `{"connection": {...}}` alone for
+/// `client_credentials`, whose token is fetched on the first token request.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AuthorizingEnvelope {
     pub connection: ConnectionView,
-    /// Open in a browser to authorize; works once and expires.
-    pub authorization_link: String,
+    /// Open in a browser to authorize; works once and expires. Absent for `client_credentials` and
+    /// `device_code` connections.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub authorization_link: Option<String>,
+    /// For `device_code` connections: show `user_code` and `verification_uri` to the person; latchkey polls
+    /// the provider and the connection turns `connected` once they approve.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device: Option<DeviceView>,
 }
 
 /// `{"connections": [...]}`

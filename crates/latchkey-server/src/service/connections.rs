@@ -9,7 +9,7 @@ use latchkey_oauth::PkcePair;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use super::settings;
+use super::{grants, settings};
 use crate::sealing::{self, Column};
 use crate::state::AppState;
 
@@ -128,7 +128,15 @@ pub async fn create(state: &AppState, user: &User, input: ConnectionInput) -> Re
         other => other,
     })?;
     tracing::info!(handle = %handle, user = %user.username, "connection created");
-    let authorization_link = new_authorization_link(state, &connection).await?;
+    let authorization_link = match grants::next_step(state, &connection).await {
+        Ok(link) => link,
+        Err(err) => {
+            // The device authorization endpoint refused or failed: keep nothing, so the same request may be sent
+            // again.
+            let _ = state.store.delete_connection(&connection.id).await;
+            return Err(err);
+        }
+    };
     Ok(Authorizing { connection, authorization_link })
 }
 
@@ -171,9 +179,15 @@ pub async fn update(state: &AppState, user: &User, handle: &Handle, input: Conne
         let message = "the token URL or client ID changed: authorize again to use this connection";
         state.store.set_status(&existing.id, Status::Pending, Some(message), now).await?;
     }
+    if config.settings.grant_type == GrantType::ClientCredentials
+        && matches!(existing.status, Status::NeedsReauth | Status::Error)
+    {
+        // Fixed credentials are tried on the next token request.
+        state.store.set_status(&existing.id, Status::Pending, None, now).await?;
+    }
     tracing::info!(handle = %handle, user = %user.username, endpoints_changed, "connection edited");
     let connection = find(state, user, handle).await?;
-    let authorization_link = new_authorization_link(state, &connection).await?;
+    let authorization_link = grants::next_step(state, &connection).await?;
     Ok(Authorizing { connection, authorization_link })
 }
 
@@ -198,7 +212,8 @@ pub async fn delete(state: &AppState, user: &User, handle: &Handle) -> Result<()
 /// `NotFound` for an unknown handle.
 pub async fn authorize(state: &AppState, user: &User, handle: &Handle) -> Result<Authorizing> {
     let connection = find(state, user, handle).await?;
-    let authorization_link = new_authorization_link(state, &connection).await?;
+    grants::check_authorizable(&connection)?;
+    let authorization_link = grants::next_step(state, &connection).await?;
     Ok(Authorizing { connection, authorization_link })
 }
 

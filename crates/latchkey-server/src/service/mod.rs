@@ -3,5 +3,6 @@
 
 pub mod api_keys;
 pub mod connections;
+pub mod grants;
 pub mod settings;
 pub mod users;

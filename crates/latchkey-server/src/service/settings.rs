@@ -47,7 +47,16 @@ pub async fn build(state: &AppState, base: Option<&OAuthSettings>, input: &Conne
     if discover {
         discover_endpoints(state, &mut settings, input).await?;
     }
-    for (field, value) in [("authorization_url", &settings.authorization_url), ("token_url", &settings.token_url)] {
+    let device_url = settings.device_authorization_url.clone().unwrap_or_default();
+    let required: &[(&str, &String)] = match settings.grant_type {
+        GrantType::AuthorizationCode => {
+            &[("authorization_url", &settings.authorization_url), ("token_url", &settings.token_url)]
+        }
+        // No browser: the authorization URL is not used.
+        GrantType::ClientCredentials => &[("token_url", &settings.token_url)],
+        GrantType::DeviceCode => &[("token_url", &settings.token_url), ("device_authorization_url", &device_url)],
+    };
+    for &(field, value) in required {
         if value.trim().is_empty() {
             let hint = if settings.issuer.is_some() { " (the issuer's metadata does not name it either)" } else { "" };
             return Err(Error::invalid(field, format!("{} is required{hint}", field.replace('_', " "))));
@@ -252,12 +261,6 @@ fn endpoint_mut<'a>(settings: &'a mut OAuthSettings, field: &str) -> &'a mut Str
 }
 
 fn validate(state: &AppState, stored: &OAuthSettings) -> Result<()> {
-    if stored.grant_type != GrantType::AuthorizationCode {
-        return Err(Error::invalid(
-            "grant_type",
-            "only the authorization_code grant is available in this version of latchkey",
-        ));
-    }
     let settings = stored.resolved()?;
     let policy = state.http.policy();
     let endpoints = [
@@ -270,6 +273,9 @@ fn validate(state: &AppState, stored: &OAuthSettings) -> Result<()> {
     ];
     for (field, value) in endpoints {
         let Some(value) = value else { continue };
+        if field == "authorization_url" && value.is_empty() && settings.grant_type != GrantType::AuthorizationCode {
+            continue;
+        }
         let url = parse_url(field, value)?;
         if field != "authorization_url" {
             // The browser, not latchkey, visits the authorization URL; the others latchkey calls itself.

@@ -67,6 +67,7 @@ pub fn config_for(dir: &std::path::Path, options: &Options) -> Config {
         refresher_interval: options.refresher_interval,
         authorization_link_ttl: Duration::from_secs(600),
         api_rate_limit: options.api_rate_limit,
+        device_poll_tick: Duration::from_millis(50),
     }
 }
 

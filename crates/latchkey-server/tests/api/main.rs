@@ -2,6 +2,7 @@
 //! file, and a mock provider on loopback that each test controls.
 
 mod flow;
+mod grants;
 mod guard;
 mod helpers;
 mod provider;

@@ -109,8 +109,11 @@ impl MockProvider {
             released: Arc::new(Notify::new()),
             arrived: Arc::new(Notify::new()),
         };
-        let app =
-            Router::new().route("/authorize", get(authorize)).route("/token", post(token)).with_state(provider.clone());
+        let app = Router::new()
+            .route("/authorize", get(authorize))
+            .route("/token", post(token))
+            .route("/device", post(device))
+            .with_state(provider.clone());
         tokio::spawn(async move {
             axum::serve(listener, app).await.expect("mock provider serves");
         });
@@ -127,6 +130,16 @@ impl MockProvider {
 
     pub fn token_url(&self) -> String {
         format!("{}/token", self.base)
+    }
+
+    /// The RFC 8628 device authorization endpoint: answers a device code for the known client, interval 1 s.
+    pub fn device_authorization_url(&self) -> String {
+        format!("{}/device", self.base)
+    }
+
+    /// The device code this provider hands out (a secret: it must never appear in latchkey's answers).
+    pub fn device_code(&self) -> String {
+        self.with(|i| format!("dc-{}", i.tag))
     }
 
     pub fn set_expires_in(&self, value: Option<u64>) {
@@ -182,7 +195,10 @@ impl MockProvider {
     }
 
     pub fn refresh_calls(&self) -> Vec<TokenCall> {
-        self.token_calls().into_iter().filter(|c| c.param("grant_type") == Some("refresh_token")).collect()
+        self.token_calls()
+            .into_iter()
+            .filter(|c| matches!(c.param("grant_type"), Some("refresh_token" | "client_credentials")))
+            .collect()
     }
 
     pub fn authorize_calls(&self) -> Vec<HashMap<String, String>> {
@@ -239,7 +255,9 @@ async fn token(
 ) -> Response {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let call = TokenCall { params: params.clone(), accept: header("accept"), content_type: header("content-type") };
-    let is_refresh = params.get("grant_type").map(String::as_str) == Some("refresh_token");
+    // Client credentials renew like a refresh, so they are held and counted alike.
+    let is_refresh =
+        matches!(params.get("grant_type").map(String::as_str), Some("refresh_token" | "client_credentials"));
     let (canned, hold) = provider.with(|i| {
         i.token_calls.push(call);
         (i.canned.pop_front(), is_refresh && i.hold_refresh)
@@ -297,6 +315,13 @@ async fn token(
                 let with_refresh = i.rotate_refresh_tokens;
                 issue(i, with_refresh)
             }
+            Some("client_credentials") => issue(i, false),
+            Some("urn:ietf:params:oauth:grant-type:device_code") => {
+                if params.get("device_code") != Some(&format!("dc-{}", i.tag)) {
+                    return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", "Unknown device code");
+                }
+                issue(i, true)
+            }
             _ => oauth_error(StatusCode::BAD_REQUEST, "unsupported_grant_type", "Unsupported grant"),
         }
     })
@@ -315,4 +340,20 @@ fn issue(i: &mut Inner, with_refresh_token: bool) -> Response {
         body["refresh_token"] = json!(refresh);
     }
     (StatusCode::OK, Json(body)).into_response()
+}
+
+async fn device(State(provider): State<MockProvider>, Form(params): Form<HashMap<String, String>>) -> Response {
+    provider.with(|i| {
+        if params.get("client_id") != Some(&i.client_id) {
+            return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "Unknown client");
+        }
+        let body = json!({
+            "device_code": format!("dc-{}", i.tag),
+            "user_code": "WDJB-MJHT",
+            "verification_uri": "https://provider.example/device",
+            "expires_in": 600,
+            "interval": 1,
+        });
+        (StatusCode::OK, Json(body)).into_response()
+    })
 }

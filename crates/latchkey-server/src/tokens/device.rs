@@ -1,0 +1,129 @@
+//! The device poller (RFC 8628 §3.4, §3.5): while a person approves a device authorization elsewhere, latchkey
+//! asks the token endpoint at the provider's interval whether they have. The schedule lives in the database
+//! (`device_flows`), so a restart picks polling up where it was; due-ness and expiry follow the injectable clock,
+//! and only the wake-up tick is real time (`Config::device_poll_tick`, short in tests).
+
+use latchkey_core::Result;
+use latchkey_core::model::{Connection, DeviceFlow, FailureWrite, Status, TokenWrite};
+use latchkey_oauth::DevicePoll;
+use tokio_util::sync::CancellationToken;
+
+use crate::sealing::{self, Column};
+use crate::state::SharedState;
+
+/// How many device flows one pass polls at most.
+const BATCH: u32 = 50;
+/// What `slow_down` adds to the interval (RFC 8628 §3.5).
+const SLOW_DOWN_SECS: i64 = 5;
+
+/// Runs until `shutdown` is cancelled.
+pub async fn run_device_poller(state: SharedState, shutdown: CancellationToken) {
+    let tick = state.config.device_poll_tick;
+    tracing::debug!(tick_ms = tick.as_millis(), "device poller started");
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            () = tokio::time::sleep(tick) => {}
+        }
+        let due = match state.store.device_flows_due(state.clock.now(), BATCH).await {
+            Ok(due) => due,
+            Err(err) => {
+                tracing::warn!(error = %err, "the device poller could not read its work");
+                continue;
+            }
+        };
+        for flow in due {
+            if let Err(err) = poll(&state, &flow).await {
+                tracing::warn!(connection = %flow.connection_id, error = %err, "a device poll failed");
+            }
+        }
+    }
+    tracing::debug!("device poller stopped");
+}
+
+/// Ends a device flow with `status` and `message` on its connection.
+async fn finish(state: &SharedState, connection: &Connection, status: Status, message: String) -> Result<()> {
+    let now = state.clock.now();
+    let write =
+        FailureWrite { status, last_error: message, failure_count: connection.failure_count, retry_after: None, now };
+    state.store.record_failure(&connection.id, &write).await?;
+    state.store.delete_device_flow(&connection.id).await
+}
+
+/// Polls one device flow once and acts on the answer.
+async fn poll(state: &SharedState, flow: &DeviceFlow) -> Result<()> {
+    let id = &flow.connection_id;
+    let Some(connection) = state.store.connection_by_id(id).await? else {
+        return state.store.delete_device_flow(id).await;
+    };
+    let handle = &connection.handle;
+    let now = state.clock.now();
+    let expired = || {
+        format!(
+            "the device code of '{handle}' expired before it was approved: start again (POST /api/v1/connections/{handle}/authorize, or reconnect in the latchkey UI) for a new code"
+        )
+    };
+    if flow.expires_at <= now {
+        tracing::info!(handle = %handle, "device authorization expired");
+        return finish(state, &connection, Status::Error, expired()).await;
+    }
+    let settings = connection.settings.resolved()?;
+    let client_secret = connection
+        .client_secret
+        .as_ref()
+        .map(|s| sealing::open(&state.keyring, id, Column::ClientSecret, s))
+        .transpose()?;
+    let device_code = sealing::open_device_code(&state.keyring, id, &flow.device_code)?;
+    let answer = latchkey_oauth::poll_device_token(&state.http, &settings, client_secret.as_ref(), &device_code).await;
+    let now = state.clock.now();
+    match answer {
+        DevicePoll::Pending => {
+            state.store.reschedule_device_flow(id, flow.interval_secs, now.plus_secs(flow.interval_secs)).await
+        }
+        DevicePoll::SlowDown => {
+            let interval = flow.interval_secs + SLOW_DOWN_SECS;
+            tracing::debug!(handle = %handle, interval_secs = interval, "provider asked to slow down");
+            state.store.reschedule_device_flow(id, interval, now.plus_secs(interval)).await
+        }
+        DevicePoll::Denied => {
+            tracing::info!(handle = %handle, "device authorization denied");
+            let message = format!(
+                "the person denied access to '{handle}' at the provider: start again (POST /api/v1/connections/{handle}/authorize, or reconnect in the latchkey UI) to ask once more"
+            );
+            finish(state, &connection, Status::Error, message).await
+        }
+        DevicePoll::Expired => {
+            tracing::info!(handle = %handle, "device code expired at the provider");
+            finish(state, &connection, Status::Error, expired()).await
+        }
+        DevicePoll::Tokens(response) => {
+            let previous = connection.tokens.as_ref();
+            let (tokens, refresh_at) = state.tokens.tokens_from_response(id, &response, previous, now);
+            let write = TokenWrite { tokens, refresh_at, now, expected_version: None };
+            state.store.save_tokens(id, &write).await?;
+            state.store.delete_device_flow(id).await?;
+            tracing::info!(handle = %handle, "device authorization approved; connection connected");
+            Ok(())
+        }
+        DevicePoll::Failed(err) if err.is_retryable() => {
+            let wait = flow.interval_secs.max(i64::try_from(err.retry_after().map_or(0, |d| d.as_secs())).unwrap_or(0));
+            tracing::warn!(handle = %handle, error = %err.describe(&settings.token_url), "device poll failed; trying again");
+            state.store.reschedule_device_flow(id, flow.interval_secs, now.plus_secs(wait)).await
+        }
+        DevicePoll::Failed(err) => {
+            let described = err.describe(&settings.token_url);
+            let (status, message) = if err.needs_reauth() {
+                (
+                    Status::NeedsReauth,
+                    format!(
+                        "the provider refused the device authorization of '{handle}' ({described}): check the client ID and secret, then start again"
+                    ),
+                )
+            } else {
+                (Status::Error, format!("the device authorization of '{handle}' failed: {described}"))
+            };
+            tracing::warn!(handle = %handle, error = %described, "device authorization failed");
+            finish(state, &connection, status, message).await
+        }
+    }
+}
