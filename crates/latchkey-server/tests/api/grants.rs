@@ -303,3 +303,35 @@ async fn an_expired_device_code_ends_in_error() {
         .await;
     assert_eq!(device_polls(&provider), 1, "the expired code was not sent");
 }
+
+#[tokio::test]
+async fn device_polling_goes_on_after_a_restart() {
+    let app = spawn_app().await;
+    let client_secret = secret("device");
+    let provider = MockProvider::start("client-1", &client_secret).await;
+    let alice = app.caller("alice", None).await;
+    create(&app, &alice, device_body("tv", &provider, &client_secret)).await;
+    let dir = app.stop().await;
+
+    let app =
+        crate::helpers::spawn_with(crate::helpers::Options { dir: Some(dir), ..crate::helpers::Options::default() })
+            .await;
+    app.clock.advance(2);
+    wait_for("the restarted server to finish the device flow", async || device_polls(&provider) == 1).await;
+    let (status, body) = app.token(&alice, "tv").await;
+    assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test]
+async fn the_openapi_document_describes_the_device_object() {
+    let app = spawn_app().await;
+    let document: Value =
+        app.http.get(app.url("/api/v1/openapi.json")).send().await.expect("openapi").json().await.expect("json");
+    let schemas = &document["components"]["schemas"];
+    let envelope = &schemas["AuthorizingEnvelope"]["properties"];
+    assert!(envelope.get("device").is_some(), "{envelope}");
+    let device = &schemas["DeviceView"]["properties"];
+    for field in ["user_code", "verification_uri", "verification_uri_complete", "expires_at", "interval"] {
+        assert!(device.get(field).is_some(), "DeviceView lacks {field}: {document}");
+    }
+}
