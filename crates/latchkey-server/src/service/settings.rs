@@ -30,16 +30,21 @@ const DISCOVERABLE: [(&str, &str); 4] = [
 ];
 
 /// Applies `input` over `base` (or over the defaults when creating), fills endpoints from the issuer's
-/// metadata when an issuer is set and the issuer or the connection parameters are part of this save (always on
-/// create), and validates the result.
+/// metadata when an issuer is set and this save creates the connection, changes the issuer or the connection
+/// parameters, or still lacks an endpoint the grant needs; then validates the result.
 ///
 /// # Errors
 /// `Invalid` naming the field at fault; `Provider` (502) when the issuer's metadata could not be fetched for a
 /// passing reason.
 pub async fn build(state: &AppState, base: Option<&OAuthSettings>, input: &ConnectionInput) -> Result<OAuthSettings> {
     let mut settings = merge(base, input)?;
-    let discover =
-        settings.issuer.is_some() && (base.is_none() || input.issuer.is_some() || input.connection_params.is_some());
+    // On create; when the issuer or its placeholders' values change; and whenever an endpoint the grant needs is
+    // still missing (a preset's base may name only its issuer).
+    let missing = settings.token_url.is_empty()
+        || (settings.grant_type == GrantType::AuthorizationCode && settings.authorization_url.is_empty())
+        || (settings.grant_type == GrantType::DeviceCode && settings.device_authorization_url.is_none());
+    let discover = settings.issuer.is_some()
+        && (base.is_none() || input.issuer.is_some() || input.connection_params.is_some() || missing);
     if settings.client_id.is_empty() {
         return Err(Error::invalid("client_id", "client id is required"));
     }

@@ -207,6 +207,16 @@ async fn openid_configuration_is_the_fallback_and_given_endpoints_win() {
     assert_eq!(connection["discovered_endpoints"], json!(["authorization_url", "revocation_url"]));
     let asked: Vec<String> = provider.seen().into_iter().map(|s| s.path).collect();
     assert_eq!(asked, ["/.well-known/oauth-authorization-server/v2.0", "/v2.0/.well-known/openid-configuration"]);
+
+    // Clearing the given token URL lets the metadata fill it.
+    let (status, edited) =
+        app.api(&alice, Method::PATCH, "/api/v1/connections/crm", Some(json!({"token_url": ""}))).await;
+    assert_eq!(status, 200, "{edited}");
+    assert_eq!(edited["connection"]["token_url"], provider.url("/oidc/token"));
+    assert_eq!(
+        edited["connection"]["discovered_endpoints"],
+        json!(["authorization_url", "token_url", "revocation_url"])
+    );
 }
 
 #[tokio::test]
