@@ -6,6 +6,8 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::{Value, json};
 
+use latchkey_core::Clock as _;
+
 use crate::helpers::{Caller, TestApp, secret, spawn_app, wait_for};
 use crate::provider::{Canned, MockProvider};
 
@@ -191,10 +193,23 @@ fn device_polls(provider: &MockProvider) -> usize {
         .count()
 }
 
-/// Advances the clock by `secs` and waits until the poller has made `polls` polls in all.
-async fn poll_after(app: &TestApp, provider: &MockProvider, secs: i64, polls: usize) {
+/// Waits until the poller has acted on its last poll of `handle`: the flow is gone or its next poll lies ahead.
+async fn settled(app: &TestApp, caller: &Caller, handle: &str) {
+    let handle = latchkey_core::Handle::parse(handle).expect("handle");
+    wait_for("the poller to reschedule", async || {
+        let store = &app.state.store;
+        let connection = store.connection(&caller.user.id, &handle).await.expect("read").expect("exists");
+        let flow = store.device_flow(&connection.id).await.expect("read");
+        flow.is_none_or(|f| f.next_poll_at > app.clock.now())
+    })
+    .await;
+}
+
+/// Advances the clock by `secs`, waits until the poller has made `polls` polls in all and has acted on the last.
+async fn poll_after(app: &TestApp, caller: &Caller, provider: &MockProvider, secs: i64, polls: usize) {
     app.clock.advance(secs);
     wait_for(&format!("device poll {polls}"), async || device_polls(provider) >= polls).await;
+    settled(app, caller, "tv").await;
 }
 
 async fn status_of(app: &TestApp, caller: &Caller, handle: &str) -> Value {
@@ -228,16 +243,16 @@ async fn device_authorization_polls_until_approved_and_slows_down_when_asked() {
     provider.push_canned(Canned::json(400, json!({"error": "authorization_pending"})));
     provider.push_canned(Canned::json(400, json!({"error": "authorization_pending"})));
     provider.push_canned(Canned::json(400, json!({"error": "slow_down"})));
-    poll_after(&app, &provider, 1, 1).await;
-    poll_after(&app, &provider, 1, 2).await;
-    poll_after(&app, &provider, 1, 3).await;
+    poll_after(&app, &alice, &provider, 1, 1).await;
+    poll_after(&app, &alice, &provider, 1, 2).await;
+    poll_after(&app, &alice, &provider, 1, 3).await;
     // After slow_down the interval is 1 + 5 s: a second later nothing is asked yet.
     app.clock.advance(1);
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(device_polls(&provider), 3, "no poll before the longer interval has passed");
     let (_, listed) = app.api(&alice, Method::GET, "/api/v1/connections", None).await;
     assert_eq!(listed["connections"][0]["device"]["interval"], 6, "{listed}");
-    poll_after(&app, &provider, 5, 4).await;
+    poll_after(&app, &alice, &provider, 5, 4).await;
 
     wait_for("the connection to be connected", async || status_of(&app, &alice, "tv").await["status"] == "connected")
         .await;
@@ -268,7 +283,7 @@ async fn a_denied_device_authorization_ends_in_error() {
     create(&app, &alice, device_body("tv", &provider, &client_secret)).await;
 
     provider.push_canned(Canned::json(400, json!({"error": "access_denied"})));
-    poll_after(&app, &provider, 1, 1).await;
+    poll_after(&app, &alice, &provider, 1, 1).await;
     wait_for("the connection to fail", async || status_of(&app, &alice, "tv").await["status"] == "error").await;
     let read = status_of(&app, &alice, "tv").await;
     assert!(read["last_error"].as_str().is_some_and(|e| e.contains("denied")), "{read}");
@@ -291,7 +306,7 @@ async fn an_expired_device_code_ends_in_error() {
     create(&app, &alice, device_body("tv", &provider, &client_secret)).await;
 
     provider.push_canned(Canned::json(400, json!({"error": "expired_token"})));
-    poll_after(&app, &provider, 1, 1).await;
+    poll_after(&app, &alice, &provider, 1, 1).await;
     wait_for("the connection to fail", async || status_of(&app, &alice, "tv").await["status"] == "error").await;
     let read = status_of(&app, &alice, "tv").await;
     assert!(read["last_error"].as_str().is_some_and(|e| e.contains("expired")), "{read}");
@@ -317,7 +332,11 @@ async fn device_polling_goes_on_after_a_restart() {
         crate::helpers::spawn_with(crate::helpers::Options { dir: Some(dir), ..crate::helpers::Options::default() })
             .await;
     app.clock.advance(2);
-    wait_for("the restarted server to finish the device flow", async || device_polls(&provider) == 1).await;
+    wait_for("the restarted server to finish the device flow", async || {
+        status_of(&app, &alice, "tv").await["status"] == "connected"
+    })
+    .await;
+    assert_eq!(device_polls(&provider), 1);
     let (status, body) = app.token(&alice, "tv").await;
     assert_eq!(status, 200, "{body}");
 }
