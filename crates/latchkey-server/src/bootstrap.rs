@@ -35,13 +35,16 @@ pub async fn open(database_url: &str, key_source: &KeySource) -> anyhow::Result<
 /// A database URL with any password replaced, for messages.
 #[must_use]
 pub fn redact_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(Some("****"));
-            parsed.to_string()
-        }
-        _ => url.to_owned(),
+    let Ok(mut parsed) = url::Url::parse(url) else { return url.to_owned() };
+    if parsed.password().is_some() {
+        let _ = parsed.set_password(Some("****"));
     }
+    if parsed.query().is_some() {
+        // Query parameters may carry a password (`?password=...`) or TLS key material: show their names only.
+        let names: Vec<String> = parsed.query_pairs().map(|(k, _)| format!("{k}=****")).collect();
+        parsed.set_query(Some(&names.join("&")));
+    }
+    parsed.to_string()
 }
 
 #[cfg(test)]
@@ -52,5 +55,9 @@ mod tests {
     fn passwords_are_redacted_from_database_urls() {
         assert_eq!(redact_url("postgres://me:secret@db/x"), "postgres://me:****@db/x");
         assert_eq!(redact_url("sqlite://latchkey-data/latchkey.db"), "sqlite://latchkey-data/latchkey.db");
+        assert_eq!(
+            redact_url("postgres://db/x?password=hunter2&sslmode=require"),
+            "postgres://db/x?password=****&sslmode=****"
+        );
     }
 }
