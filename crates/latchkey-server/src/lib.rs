@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod flows;
 pub mod pages;
+pub mod presets;
 pub mod sealing;
 pub mod service;
 pub mod setup;

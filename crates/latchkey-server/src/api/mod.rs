@@ -5,6 +5,7 @@ pub mod error;
 pub mod extract;
 pub mod limits;
 mod openapi;
+mod providers;
 mod token;
 pub mod views;
 
@@ -28,6 +29,7 @@ pub fn routes() -> Router<SharedState> {
         )
         .route("/api/v1/connections/{handle}/authorize", post(connections::authorize))
         .route("/api/v1/connections/{handle}/token", get(token::token))
+        .route("/api/v1/providers", get(providers::list))
 }
 
 /// Records that `key` was used, off the request's path and at most once a minute.

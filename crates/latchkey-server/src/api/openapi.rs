@@ -5,6 +5,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::error::ErrorBody;
+use super::providers::{ProviderList, ProviderParamView, ProviderView};
 use super::views::{AuthorizingEnvelope, ConnectionEnvelope, ConnectionList, ConnectionView, TokenBody};
 use crate::service::connections::ConnectionInput;
 
@@ -28,8 +29,10 @@ impl Modify for ApiKeyScheme {
         super::connections::delete,
         super::connections::authorize,
         super::token::token,
+        super::providers::list,
     ),
-    components(schemas(ErrorBody, ConnectionInput, ConnectionView, ConnectionEnvelope, AuthorizingEnvelope, ConnectionList, TokenBody)),
+    components(schemas(ErrorBody, ConnectionInput, ConnectionView, ConnectionEnvelope, AuthorizingEnvelope, ConnectionList, TokenBody,
+        ProviderList, ProviderView, ProviderParamView)),
     modifiers(&ApiKeyScheme),
 )]
 struct ApiDoc;

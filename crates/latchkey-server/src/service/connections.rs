@@ -10,6 +10,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::{grants, settings};
+use crate::presets;
 use crate::sealing::{self, Column};
 use crate::state::AppState;
 
@@ -25,7 +26,9 @@ pub struct ConnectionInput {
     pub handle: Option<String>,
     /// A label only its owner sees. Defaults to the handle.
     pub name: Option<String>,
-    /// `custom` (the default).
+    /// `custom` (the default) or the id of a preset (`GET /api/v1/providers`), whose settings the other
+    /// fields override.
+    #[schema(example = "custom")]
     pub provider: Option<String>,
     pub authorization_url: Option<String>,
     pub token_url: Option<String>,
@@ -92,11 +95,12 @@ pub struct Authorizing {
 ///
 /// # Errors
 /// `Invalid` naming the field at fault (including a handle the user already has).
-pub async fn create(state: &AppState, user: &User, input: ConnectionInput) -> Result<Authorizing> {
+pub async fn create(state: &AppState, user: &User, mut input: ConnectionInput) -> Result<Authorizing> {
     let handle = Handle::parse(input.handle.as_deref().unwrap_or_default())?;
-    let settings = settings::build(state, None, &input).await?;
+    let provider = presets::check_provider(input.provider.as_deref())?;
+    let base = presets::base_settings(&provider, &mut input, None)?;
+    let settings = settings::build(state, base.as_ref(), &input).await?;
     let name = clean_name(input.name.as_deref().unwrap_or(handle.as_str()))?;
-    let provider = clean_provider(input.provider.as_deref())?;
     let now = state.clock.now();
     let id = ConnectionId::random();
     let client_secret =
@@ -146,21 +150,28 @@ pub async fn create(state: &AppState, user: &User, input: ConnectionInput) -> Re
 ///
 /// # Errors
 /// `NotFound` for an unknown handle, `Invalid` for a bad field or a changed handle.
-pub async fn update(state: &AppState, user: &User, handle: &Handle, input: ConnectionInput) -> Result<Authorizing> {
+pub async fn update(state: &AppState, user: &User, handle: &Handle, mut input: ConnectionInput) -> Result<Authorizing> {
     let existing = find(state, user, handle).await?;
     if let Some(requested) = input.handle.as_deref()
         && requested != handle.as_str()
     {
         return Err(Error::invalid("handle", format!("the handle of '{handle}' cannot be changed")));
     }
-    let settings = settings::build(state, Some(&existing.settings), &input).await?;
+    let provider = match input.provider.as_deref() {
+        Some(_) => presets::check_provider(input.provider.as_deref())?,
+        None => existing.provider.clone(),
+    };
+    // Switching to a preset starts again from its settings; otherwise the stored settings are the base.
+    let preset_base = if provider == existing.provider {
+        None
+    } else {
+        presets::base_settings(&provider, &mut input, Some(&existing.settings))?
+    };
+    let base = preset_base.as_ref().unwrap_or(&existing.settings);
+    let settings = settings::build(state, Some(base), &input).await?;
     let name = match input.name.as_deref() {
         Some(name) => clean_name(name)?,
         None => existing.name.clone(),
-    };
-    let provider = match input.provider.as_deref() {
-        Some(_) => clean_provider(input.provider.as_deref())?,
-        None => existing.provider.clone(),
     };
     let client_secret = non_empty(input.client_secret.as_ref())
         .map(|s| sealing::seal(&state.keyring, &existing.id, Column::ClientSecret, s));
@@ -308,16 +319,6 @@ fn clean_name(name: &str) -> Result<String> {
         return Err(Error::invalid("name", "the name contains control characters"));
     }
     Ok(name.to_owned())
-}
-
-fn clean_provider(provider: Option<&str>) -> Result<String> {
-    match provider.unwrap_or("custom") {
-        "custom" => Ok("custom".to_owned()),
-        other => Err(Error::invalid(
-            "provider",
-            format!("unknown provider '{}': use 'custom' and give the endpoints yourself", other.escape_debug()),
-        )),
-    }
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@ mod flow;
 mod grants;
 mod guard;
 mod helpers;
+mod presets;
 mod provider;
 mod quirks_auth;
 mod quirks_endpoints;
