@@ -186,7 +186,7 @@ static PRESETS: LazyLock<Vec<Preset>> = LazyLock::new(|| {
             }
         })
         .collect();
-    presets.sort_by(|a, b| a.name.to_lowercase().cmp(&b.name.to_lowercase()));
+    presets.sort_by_key(|p| p.name.to_lowercase());
     presets
 });
 
