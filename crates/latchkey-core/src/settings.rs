@@ -209,6 +209,10 @@ pub fn check_path(path: &str) -> Result<(), String> {
 pub fn is_secret_like(path: &str) -> bool {
     path.split('.').any(|segment| {
         let s = segment.to_ascii_lowercase();
+        // Option names that only look like secrets (Dropbox's `token_access_type=offline`).
+        if matches!(s.as_str(), "token_access_type") {
+            return false;
+        }
         ["token", "secret", "password", "passwd", "credential", "api_key", "apikey"].iter().any(|w| s.contains(w))
             || matches!(s.as_str(), "code" | "code_verifier" | "state" | "assertion" | "key" | "jwt")
     })
