@@ -195,6 +195,46 @@ pub struct Connection {
     pub updated_at: Timestamp,
 }
 
+/// A connection as the web UI's list shows it: no secrets, and of the settings only the scopes, so that a backend
+/// can read a long list without fetching sealed columns or whole settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionSummary {
+    pub handle: Handle,
+    pub name: String,
+    pub provider: String,
+    pub status: Status,
+    pub last_error: Option<String>,
+    /// The requested scopes, as in the settings.
+    pub scopes: String,
+    /// The scopes the provider granted, when it said.
+    pub granted_scope: Option<String>,
+    /// Whether tokens are stored.
+    pub has_tokens: bool,
+    /// When the access token expires.
+    pub expires_at: Option<Timestamp>,
+    pub last_refreshed_at: Option<Timestamp>,
+}
+
+impl ConnectionSummary {
+    /// The summary of a whole connection.
+    #[must_use]
+    pub fn of(connection: &Connection) -> Self {
+        let tokens = connection.tokens.as_ref();
+        Self {
+            handle: connection.handle.clone(),
+            name: connection.name.clone(),
+            provider: connection.provider.clone(),
+            status: connection.status,
+            last_error: connection.last_error.clone(),
+            scopes: connection.settings.scopes.clone(),
+            granted_scope: tokens.and_then(|t| t.scope.clone()),
+            has_tokens: tokens.is_some(),
+            expires_at: tokens.and_then(|t| t.expires_at),
+            last_refreshed_at: connection.last_refreshed_at,
+        }
+    }
+}
+
 /// The editable part of a connection, as written by create and edit.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnectionConfig {

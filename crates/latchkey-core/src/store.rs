@@ -9,8 +9,8 @@
 use async_trait::async_trait;
 
 use crate::model::{
-    ApiKey, ApiKeyId, AuthFlow, Connection, ConnectionConfig, ConnectionId, DeviceFlow, Digest, FailureWrite,
-    FlowStart, Session, TokenWrite, User, UserId,
+    ApiKey, ApiKeyId, AuthFlow, Connection, ConnectionConfig, ConnectionId, ConnectionSummary, DeviceFlow, Digest,
+    FailureWrite, FlowStart, Session, TokenWrite, User, UserId,
 };
 use crate::{Handle, Result, Timestamp};
 
@@ -53,6 +53,11 @@ pub trait ConnectionStore: Send + Sync {
     async fn connection_by_id(&self, id: &ConnectionId) -> Result<Option<Connection>>;
     /// The user's connections, ordered by handle.
     async fn list_connections(&self, user: &UserId) -> Result<Vec<Connection>>;
+    /// The user's connections as the web UI's list shows them, ordered by handle. The default reads whole
+    /// connections; a backend may read only the columns a summary needs.
+    async fn list_connection_summaries(&self, user: &UserId) -> Result<Vec<ConnectionSummary>> {
+        Ok(self.list_connections(user).await?.iter().map(ConnectionSummary::of).collect())
+    }
     /// The token hot path in one indexed read: the API key with this digest and, when it exists, its user's
     /// connection with this handle.
     async fn key_and_connection(

@@ -19,11 +19,14 @@
 
   // ---- Errors on forms -----------------------------------------------------------------------------------
 
-  // Where a form shows an error: next to its field, else above the form, else at the top of the page.
+  // Where a form shows an error: next to its field, else above the form, else in its row of the list (where
+  // the status sentence is: nothing moves), else at the top of the page.
   function errorSlot(form, field) {
     var slot = null;
     if (field) { slot = form.querySelector('[data-error-for="' + field + '"]'); }
-    return slot || document.querySelector("[data-form-error]") || document.querySelector("[data-page-error]");
+    var row = form.closest("li.connection");
+    return slot || document.querySelector("[data-form-error]") ||
+      (row && row.querySelector("[data-status-note]")) || document.querySelector("[data-page-error]");
   }
 
   function clearErrors(form) {
@@ -42,6 +45,7 @@
     if (!slot) { window.alert(message); return; }
     slot.textContent = message;
     slot.hidden = false;
+    if (slot.hasAttribute("data-status-note")) { slot.classList.add("problem"); }
     var input = field ? form.querySelector('[name="' + field + '"]') : null;
     if (input) {
       input.setAttribute("aria-invalid", "true");

@@ -6,7 +6,8 @@
 //! one column of each shape: [`Columns`].
 
 use latchkey_core::model::{
-    ApiKey, ApiKeyId, AuthFlow, Connection, ConnectionId, DeviceFlow, FlowId, Session, StoredTokens, User, UserId,
+    ApiKey, ApiKeyId, AuthFlow, Connection, ConnectionId, ConnectionSummary, DeviceFlow, FlowId, Session, StoredTokens,
+    User, UserId,
 };
 use latchkey_core::{Result, Sealed, Timestamp};
 
@@ -151,6 +152,24 @@ pub(crate) fn connection(row: &impl Columns) -> Result<Connection> {
         last_refreshed_at: optional_time(row, "c_last_refreshed_at")?,
         created_at: time(row, "c_created_at")?,
         updated_at: time(row, "c_updated_at")?,
+    })
+}
+
+/// A connection's summary from the columns of `list_connection_summaries`: `c_handle`, `c_name`, `c_provider`,
+/// `c_status`, `c_last_error`, `c_scopes`, `c_granted_scope`, `c_has_tokens` (0 or 1), `c_expires_at`,
+/// `c_last_refreshed_at`.
+pub(crate) fn connection_summary(row: &impl Columns) -> Result<ConnectionSummary> {
+    Ok(ConnectionSummary {
+        handle: handle_from_db(&row.text("c_handle")?)?,
+        name: row.text("c_name")?,
+        provider: row.text("c_provider")?,
+        status: status_from_db(&row.text("c_status")?)?,
+        last_error: row.optional_text("c_last_error")?,
+        scopes: row.optional_text("c_scopes")?.unwrap_or_default(),
+        granted_scope: row.optional_text("c_granted_scope")?,
+        has_tokens: row.integer("c_has_tokens")? != 0,
+        expires_at: optional_time(row, "c_expires_at")?,
+        last_refreshed_at: optional_time(row, "c_last_refreshed_at")?,
     })
 }
 

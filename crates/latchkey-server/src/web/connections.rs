@@ -12,7 +12,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::header::CACHE_CONTROL;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use latchkey_core::model::Connection;
+use latchkey_core::model::{Connection, ConnectionSummary};
 use latchkey_core::{Error, Handle};
 use serde::{Deserialize, Serialize};
 
@@ -33,10 +33,11 @@ fn parse_handle(raw: &str) -> Result<Handle, Error> {
 }
 
 /// The list page with `status`, showing `notice` and `error` above the list when they are not empty. One query
-/// reads every connection of the person; rows are built from it and the clock, without further queries.
+/// reads the summaries of the person's connections (no sealed columns); rows are built from it and the clock,
+/// without further queries.
 async fn list_page(state: &SharedState, web: &WebUser, status: StatusCode, notice: String, error: String) -> Response {
     let nav = Nav::of(&web.session, &web.user);
-    let connections = match state.store.list_connections(&web.user.id).await {
+    let connections = match state.store.list_connection_summaries(&web.user.id).await {
         Ok(connections) => connections,
         Err(err) => return reply::failure(&err, false, Some(nav)),
     };
@@ -112,7 +113,7 @@ pub async fn row(State(state): State<SharedState>, web: WebUser, Path(raw): Path
     };
     match found {
         Ok(connection) => {
-            let row = ConnectionRow::new(&connection, &state.config, state.clock.now());
+            let row = ConnectionRow::new(&ConnectionSummary::of(&connection), &state.config, state.clock.now());
             reply::page(StatusCode::OK, &RowFragment { csrf: web.session.csrf_token.clone(), row })
         }
         Err(err) => {

@@ -2,7 +2,7 @@
 //! token, or an API key. Built from stored records and the server's clock; never holds a secret.
 
 use latchkey_core::Timestamp;
-use latchkey_core::model::{ApiKey, Connection, Status};
+use latchkey_core::model::{ApiKey, ConnectionSummary, Status};
 
 use super::reply::sentence;
 use super::services;
@@ -47,13 +47,13 @@ pub struct ConnectionRow {
 impl ConnectionRow {
     /// The row of `connection` on a server configured by `config`, at `now`.
     #[must_use]
-    pub fn new(connection: &Connection, config: &Config, now: Timestamp) -> Self {
+    pub fn new(connection: &ConnectionSummary, config: &Config, now: Timestamp) -> Self {
         let handle = connection.handle.to_string();
-        let tokens = connection.tokens.as_ref();
         let (note, problem) = note(connection);
-        let scopes = connection.settings.scopes.clone();
-        let granted = tokens
-            .and_then(|t| t.scope.as_deref())
+        let scopes = connection.scopes.clone();
+        let granted = connection
+            .granted_scope
+            .as_deref()
             .map(|s| s.split_whitespace().collect::<Vec<_>>().join(" "))
             .filter(|g| !g.is_empty() && *g != scopes);
         Self {
@@ -65,8 +65,8 @@ impl ConnectionRow {
             problem,
             scopes,
             granted,
-            expires: tokens.and_then(|t| t.expires_at).map(|at| when::expiry(now, at)),
-            has_token: tokens.is_some(),
+            expires: connection.expires_at.filter(|_| connection.has_tokens).map(|at| when::expiry(now, at)),
+            has_token: connection.has_tokens,
             refreshed: connection.last_refreshed_at.map(|at| when::ago(now, at, "refreshed")),
             needs_attention: connection.status != Status::Connected,
             curl: curl_snippet(config, &handle),
@@ -78,7 +78,7 @@ impl ConnectionRow {
 }
 
 /// The sentence under a connection's status, and whether it is a problem.
-fn note(connection: &Connection) -> (String, bool) {
+fn note(connection: &ConnectionSummary) -> (String, bool) {
     if let Some(error) = connection.last_error.as_deref().filter(|e| !e.trim().is_empty()) {
         return (sentence(error), true);
     }

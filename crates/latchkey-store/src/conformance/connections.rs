@@ -1,6 +1,6 @@
 //! Connections: records, handles, the token hot path, edits and deletion.
 
-use latchkey_core::model::{ConnectionConfig, ConnectionId, FlowStart, Status};
+use latchkey_core::model::{ConnectionConfig, ConnectionId, ConnectionSummary, FlowStart, Status};
 use latchkey_core::store::Store;
 use latchkey_core::{Error, Sealed};
 
@@ -78,8 +78,18 @@ pub(super) async fn connections_are_listed_by_handle(store: &dyn Store) {
     let alpha = new_connection(store, &user.id, "alpha").await;
     new_connection(store, &other.id, "beta").await;
     let middle = new_connection(store, &user.id, "m-9").await;
+    let mut tokened = connection_record(&user.id, "t-1");
+    tokened.tokens = Some(tokens("listed"));
+    tokened.status = Status::NeedsReauth;
+    tokened.last_error = Some("the provider refused the refresh token".into());
+    tokened.last_refreshed_at = Some(T0);
+    store.insert_connection(&tokened).await.expect("insert_connection");
 
-    assert_eq!(store.list_connections(&user.id).await.expect("list_connections"), vec![alpha, middle, zeta]);
+    let listed = store.list_connections(&user.id).await.expect("list_connections");
+    assert_eq!(listed, vec![alpha, middle, tokened, zeta]);
+    // The summaries say what the whole records say, in the same order.
+    let summaries = store.list_connection_summaries(&user.id).await.expect("list_connection_summaries");
+    assert_eq!(summaries, listed.iter().map(ConnectionSummary::of).collect::<Vec<_>>());
 }
 
 /// `key_and_connection`: no key gives `None`; a key without such a connection of its user gives `(key, None)`;

@@ -6,7 +6,8 @@
 
 use async_trait::async_trait;
 use latchkey_core::model::{
-    ApiKey, Connection, ConnectionConfig, ConnectionId, Digest, FailureWrite, Status, TokenWrite, UserId,
+    ApiKey, Connection, ConnectionConfig, ConnectionId, ConnectionSummary, Digest, FailureWrite, Status, TokenWrite,
+    UserId,
 };
 use latchkey_core::store::ConnectionStore;
 use latchkey_core::{Error, Handle, Result, Sealed, Timestamp};
@@ -107,6 +108,22 @@ impl ConnectionStore for SqliteStore {
         .await
         .map_err(storage("listing a user's connections"))?;
         found.iter().map(rows::connection).collect()
+    }
+
+    async fn list_connection_summaries(&self, user: &UserId) -> Result<Vec<ConnectionSummary>> {
+        // Only what the list shows: no sealed columns, and the scopes picked out of the settings by SQLite.
+        let found = sqlx::query(
+            "SELECT handle AS c_handle, name AS c_name, provider AS c_provider, status AS c_status, \
+             last_error AS c_last_error, json_extract(settings, '$.scopes') AS c_scopes, \
+             granted_scope AS c_granted_scope, access_token IS NOT NULL AS c_has_tokens, \
+             expires_at AS c_expires_at, last_refreshed_at AS c_last_refreshed_at \
+             FROM connections WHERE user_id = ? ORDER BY handle",
+        )
+        .bind(user.as_str())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(storage("listing a user's connections"))?;
+        found.iter().map(crate::rows::connection_summary).collect()
     }
 
     async fn key_and_connection(
