@@ -11,10 +11,14 @@ pub struct Service {
 /// The picker's services, in the order shown.
 pub const SERVICES: &[Service] = &[Service { id: "custom", label: "Custom OAuth 2.0" }];
 
-/// The name people see for the provider `id`; an id the picker does not know is shown as it is.
+/// The name people see for the provider `id`: the picker's, else the preset's (a connection made from a preset
+/// through the API), else the id as it is.
 #[must_use]
 pub fn label(id: &str) -> &str {
-    SERVICES.iter().find(|s| s.id == id).map_or(id, |s| s.label)
+    match SERVICES.iter().find(|s| s.id == id) {
+        Some(service) => service.label,
+        None => crate::presets::get(id).map_or(id, |preset| preset.name.as_str()),
+    }
 }
 
 /// One `<option>` of the picker.
@@ -34,7 +38,7 @@ pub fn options(current: &str) -> Vec<ServiceOption> {
         .map(|s| ServiceOption { id: s.id.to_owned(), label: s.label.to_owned(), selected: s.id == current })
         .collect();
     if !current.is_empty() && !options.iter().any(|o| o.selected) {
-        options.push(ServiceOption { id: current.to_owned(), label: current.to_owned(), selected: true });
+        options.push(ServiceOption { id: current.to_owned(), label: label(current).to_owned(), selected: true });
     }
     options
 }
@@ -48,6 +52,9 @@ mod tests {
         assert_eq!(SERVICES[0].id, "custom");
         assert_eq!(label("custom"), "Custom OAuth 2.0");
         assert_eq!(label("acme"), "acme");
+        if let Some(preset) = crate::presets::all().first() {
+            assert_eq!(label(&preset.id), preset.name);
+        }
     }
 
     #[test]
