@@ -11,6 +11,7 @@ pub mod secret;
 pub mod settings;
 pub mod store;
 pub mod template;
+pub mod webhook;
 
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use error::{Error, Result};

@@ -162,10 +162,60 @@ pub trait MetaStore: Send + Sync {
     async fn put_meta(&self, key: &str, value: &[u8]) -> Result<()>;
 }
 
+/// What operations ask of the database: readiness and the counts that metrics report.
+#[async_trait]
+pub trait OpsStore: Send + Sync {
+    /// Ok when the database answers and every migration this build knows is applied; otherwise an error that
+    /// says which.
+    async fn readiness(&self) -> Result<()>;
+    /// How many connections have each status, in one grouped count; statuses without connections are left out.
+    async fn count_connections_by_status(&self) -> Result<Vec<(crate::model::Status, u64)>>;
+    /// How many connections `connections_due` would find at `now`, without a limit.
+    async fn count_connections_due(&self, now: Timestamp) -> Result<u64>;
+}
+
+/// Webhooks and their outbox. Events are queued by the backend itself in the statement that changes a status or
+/// deletes a connection, for users that have a webhook.
+#[async_trait]
+pub trait WebhookStore: Send + Sync {
+    /// Sets the user's webhook, replacing URL and secret.
+    async fn put_webhook(&self, webhook: &crate::webhook::Webhook) -> Result<()>;
+    /// The user's webhook.
+    async fn webhook(&self, user: &UserId) -> Result<Option<crate::webhook::Webhook>>;
+    /// Removes the user's webhook and drops their undelivered events; false when there was none.
+    async fn delete_webhook(&self, user: &UserId) -> Result<bool>;
+    /// Claims up to `limit` pending events whose attempt time has come and that no live lease holds, oldest
+    /// first, for `owner` until `until`; each with its user's webhook.
+    async fn claim_webhook_events(
+        &self,
+        owner: &str,
+        now: Timestamp,
+        until: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<crate::webhook::ClaimedEvent>>;
+    /// Records an attempt of an event `owner` claimed and releases the lease; false when the lease was lost.
+    async fn finish_webhook_event(
+        &self,
+        id: i64,
+        owner: &str,
+        outcome: &crate::webhook::AttemptOutcome,
+    ) -> Result<bool>;
+    /// The user's most recent events, newest first.
+    async fn webhook_events(&self, user: &UserId, limit: u32) -> Result<Vec<crate::webhook::WebhookEvent>>;
+}
+
 /// Everything latchkey stores, behind one object.
 #[async_trait]
 pub trait Store:
-    UserStore + ApiKeyStore + ConnectionStore + FlowStore + DeviceFlowStore + SessionStore + MetaStore
+    UserStore
+    + ApiKeyStore
+    + ConnectionStore
+    + FlowStore
+    + DeviceFlowStore
+    + SessionStore
+    + MetaStore
+    + OpsStore
+    + WebhookStore
 {
     /// A cheap round trip to the database, for health checks.
     async fn ping(&self) -> Result<()>;

@@ -13,6 +13,7 @@ mod rows;
 pub mod sqlite;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod webhook_rows;
 
 use std::sync::Arc;
 
@@ -38,6 +39,20 @@ pub async fn connect(database_url: &str) -> Result<Arc<dyn Store>> {
     match Backend::from_url(database_url)? {
         Backend::Sqlite => Ok(Arc::new(SqliteStore::open(database_url).await?)),
         Backend::Postgres => Ok(Arc::new(PostgresStore::open(database_url).await?)),
+    }
+}
+
+/// Ok when every migration of `migrator` is among `applied` (the versions recorded as successful); otherwise a
+/// storage error naming the first missing one, for the readiness check.
+pub(crate) fn missing_migrations(migrator: &sqlx::migrate::Migrator, applied: &[i64]) -> Result<()> {
+    let missing: Vec<i64> = migrator.iter().map(|m| m.version).filter(|v| !applied.contains(v)).collect();
+    match missing.first() {
+        None => Ok(()),
+        Some(first) => Err(Error::Storage(format!(
+            "the database schema is not up to date: {} migration(s) not applied, the first is {first}; \
+             restart latchkey to apply them",
+            missing.len()
+        ))),
     }
 }
 

@@ -23,6 +23,7 @@ mod device_flows;
 mod flows;
 mod setup;
 mod tokens;
+mod webhooks;
 
 use std::collections::BTreeMap;
 
@@ -80,6 +81,12 @@ pub async fn run_all(store: &dyn Store) {
     device_flows::device_flows_round_trip_and_replace(store).await;
     device_flows::device_flows_due_and_reschedule(store).await;
     device_flows::device_flows_go_with_their_connection(store).await;
+
+    webhooks::webhooks_round_trip_and_replace(store).await;
+    webhooks::status_changes_queue_events_for_users_with_a_webhook(store).await;
+    webhooks::claims_lease_events_until_finished(store).await;
+    webhooks::concurrent_webhook_claims_are_disjoint(store).await;
+    webhooks::readiness_and_counts(store).await;
 }
 
 /// A random 32-byte digest (the hex digits of a UUID v4, so 122 random bits).

@@ -18,9 +18,11 @@ mod connections;
 mod device_flows;
 mod flows;
 mod meta;
+mod ops;
 mod rows;
 mod sessions;
 mod users;
+mod webhooks;
 
 use std::fmt;
 use std::time::Duration;

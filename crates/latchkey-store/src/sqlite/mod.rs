@@ -11,9 +11,11 @@ mod connections;
 mod device_flows;
 mod flows;
 mod meta;
+mod ops;
 mod rows;
 mod sessions;
 mod users;
+mod webhooks;
 
 use std::path::PathBuf;
 use std::str::FromStr;

@@ -1,0 +1,124 @@
+//! Webhooks and their outbox: [`WebhookStore`] for SQLite. The outbox is filled by the triggers of migration
+//! 0006; SQLite has one writer, so a claim is one guarded `UPDATE`.
+
+use async_trait::async_trait;
+use latchkey_core::model::UserId;
+use latchkey_core::store::WebhookStore;
+use latchkey_core::webhook::{AttemptOutcome, ClaimedEvent, Webhook, WebhookEvent};
+use latchkey_core::{Result, Timestamp};
+
+use super::SqliteStore;
+use crate::error::storage;
+use crate::webhook_rows::{self, EVENT_COLUMNS, WEBHOOK_COLUMNS, outcome_values};
+
+#[async_trait]
+impl WebhookStore for SqliteStore {
+    async fn put_webhook(&self, webhook: &Webhook) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO webhooks (user_id, url, secret, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5) \
+             ON CONFLICT (user_id) DO UPDATE SET url = excluded.url, secret = excluded.secret, \
+             updated_at = excluded.updated_at",
+        )
+        .bind(webhook.user_id.as_str())
+        .bind(&webhook.url)
+        .bind(webhook.secret.as_bytes())
+        .bind(webhook.created_at.secs())
+        .bind(webhook.updated_at.secs())
+        .execute(&self.pool)
+        .await
+        .map_err(storage("saving a webhook"))?;
+        Ok(())
+    }
+
+    async fn webhook(&self, user: &UserId) -> Result<Option<Webhook>> {
+        let query = format!("SELECT {WEBHOOK_COLUMNS} FROM webhooks w WHERE w.user_id = ?1");
+        let row = sqlx::query(&query)
+            .bind(user.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(storage("reading a webhook"))?;
+        row.as_ref().map(webhook_rows::webhook).transpose()
+    }
+
+    async fn delete_webhook(&self, user: &UserId) -> Result<bool> {
+        let mut tx = self.pool.begin().await.map_err(storage("removing a webhook"))?;
+        sqlx::query("DELETE FROM webhook_outbox WHERE user_id = ?1 AND state = 'pending'")
+            .bind(user.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(storage("dropping undelivered webhook events"))?;
+        let deleted = sqlx::query("DELETE FROM webhooks WHERE user_id = ?1")
+            .bind(user.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(storage("removing a webhook"))?
+            .rows_affected();
+        tx.commit().await.map_err(storage("removing a webhook"))?;
+        Ok(deleted > 0)
+    }
+
+    async fn claim_webhook_events(
+        &self,
+        owner: &str,
+        now: Timestamp,
+        until: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<ClaimedEvent>> {
+        sqlx::query(
+            "UPDATE webhook_outbox SET lease_owner = ?1, lease_until = ?2 WHERE id IN (\
+             SELECT id FROM webhook_outbox WHERE state = 'pending' AND next_attempt_at <= ?3 \
+             AND (lease_until IS NULL OR lease_until <= ?3) ORDER BY next_attempt_at, id LIMIT ?4)",
+        )
+        .bind(owner)
+        .bind(until.secs())
+        .bind(now.secs())
+        .bind(i64::from(limit))
+        .execute(&self.pool)
+        .await
+        .map_err(storage("claiming webhook events"))?;
+        let query = format!(
+            "SELECT {EVENT_COLUMNS}, {WEBHOOK_COLUMNS} FROM webhook_outbox e \
+             LEFT JOIN webhooks w ON w.user_id = e.user_id \
+             WHERE e.state = 'pending' AND e.lease_owner = ?1 AND e.lease_until = ?2 ORDER BY e.id"
+        );
+        let rows = sqlx::query(&query)
+            .bind(owner)
+            .bind(until.secs())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(storage("reading claimed webhook events"))?;
+        rows.iter().map(webhook_rows::claimed).collect()
+    }
+
+    async fn finish_webhook_event(&self, id: i64, owner: &str, outcome: &AttemptOutcome) -> Result<bool> {
+        let (state, retry_at, error, finished_at) = outcome_values(outcome);
+        let updated = sqlx::query(
+            "UPDATE webhook_outbox SET state = ?1, next_attempt_at = COALESCE(?2, next_attempt_at), \
+             last_error = ?3, finished_at = ?4, attempts = attempts + 1, lease_owner = NULL, lease_until = NULL \
+             WHERE id = ?5 AND lease_owner = ?6 AND state = 'pending'",
+        )
+        .bind(state)
+        .bind(retry_at)
+        .bind(error)
+        .bind(finished_at)
+        .bind(id)
+        .bind(owner)
+        .execute(&self.pool)
+        .await
+        .map_err(storage("recording a webhook delivery"))?
+        .rows_affected();
+        Ok(updated == 1)
+    }
+
+    async fn webhook_events(&self, user: &UserId, limit: u32) -> Result<Vec<WebhookEvent>> {
+        let query =
+            format!("SELECT {EVENT_COLUMNS} FROM webhook_outbox e WHERE e.user_id = ?1 ORDER BY e.id DESC LIMIT ?2");
+        let rows = sqlx::query(&query)
+            .bind(user.as_str())
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(storage("reading webhook events"))?;
+        rows.iter().map(webhook_rows::event).collect()
+    }
+}
