@@ -8,7 +8,8 @@
 
 use async_trait::async_trait;
 use latchkey_core::model::{
-    ApiKey, Connection, ConnectionConfig, ConnectionId, Digest, FailureWrite, Status, TokenWrite, UserId,
+    ApiKey, Connection, ConnectionConfig, ConnectionId, ConnectionSummary, Digest, FailureWrite, Status, TokenWrite,
+    UserId,
 };
 use latchkey_core::store::ConnectionStore;
 use latchkey_core::{Error, Handle, Result, Sealed, Timestamp};
@@ -110,6 +111,22 @@ impl ConnectionStore for PostgresStore {
         .await
         .map_err(storage("listing a user's connections"))?;
         found.iter().map(rows::connection).collect()
+    }
+
+    async fn list_connection_summaries(&self, user: &UserId) -> Result<Vec<ConnectionSummary>> {
+        // Only what the list shows: no sealed columns, and the scopes picked out of the settings by PostgreSQL.
+        let found = sqlx::query(
+            "SELECT handle AS c_handle, name AS c_name, provider AS c_provider, status AS c_status, \
+             last_error AS c_last_error, settings->>'scopes' AS c_scopes, granted_scope AS c_granted_scope, \
+             CASE WHEN access_token IS NULL THEN 0::bigint ELSE 1::bigint END AS c_has_tokens, \
+             expires_at AS c_expires_at, last_refreshed_at AS c_last_refreshed_at \
+             FROM connections WHERE user_id = $1 ORDER BY handle",
+        )
+        .bind(user.as_str())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(storage("listing a user's connections"))?;
+        found.iter().map(crate::rows::connection_summary).collect()
     }
 
     async fn key_and_connection(
@@ -285,5 +302,44 @@ impl ConnectionStore for PostgresStore {
         .await
         .map_err(storage("finding connections due for refresh"))?;
         Ok(ids.into_iter().map(ConnectionId).collect())
+    }
+
+    async fn claim_due_refreshes(
+        &self,
+        owner: &str,
+        now: Timestamp,
+        until: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<ConnectionId>> {
+        // The inner SELECT locks the rows it picks and skips those another replica's claim holds locked right
+        // now; a row whose lease a committed claim took is re-checked against the committed version and fails the
+        // lease condition. So concurrent claims come back with disjoint sets, and nobody waits for anybody.
+        let mut ids: Vec<(String, Option<i64>)> = sqlx::query_as(
+            "UPDATE connections SET lease_owner = $1, lease_until = $2 \
+             WHERE id IN (SELECT id FROM connections \
+             WHERE refresh_at <= $3 AND (refresh_token IS NOT NULL OR grant_type = 'client_credentials') \
+             AND status IN ('connected', 'error') \
+             AND (retry_after IS NULL OR retry_after <= $3) AND (lease_until IS NULL OR lease_until <= $3) \
+             ORDER BY refresh_at, id LIMIT $4 FOR UPDATE SKIP LOCKED) \
+             RETURNING id, refresh_at",
+        )
+        .bind(owner)
+        .bind(until.secs())
+        .bind(now.secs())
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(storage("claiming connections due for refresh"))?;
+        ids.sort_by(|a, b| (a.1, &a.0).cmp(&(b.1, &b.0)));
+        Ok(ids.into_iter().map(|(id, _)| ConnectionId(id)).collect())
+    }
+
+    async fn stop_refreshing(&self, id: &ConnectionId) -> Result<()> {
+        sqlx::query("UPDATE connections SET refresh_at = NULL WHERE id = $1")
+            .bind(id.as_str())
+            .execute(&self.pool)
+            .await
+            .map_err(storage("taking a connection off the refresh schedule"))?;
+        Ok(())
     }
 }

@@ -294,4 +294,41 @@ impl ConnectionStore for SqliteStore {
         .map_err(storage("finding connections due for refresh"))?;
         Ok(ids.into_iter().map(ConnectionId).collect())
     }
+
+    async fn claim_due_refreshes(
+        &self,
+        owner: &str,
+        now: Timestamp,
+        until: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<ConnectionId>> {
+        // One statement under SQLite's single writer: the pick and the lease cannot interleave with another claim.
+        let mut ids: Vec<(String, Option<i64>)> = sqlx::query_as(
+            "UPDATE connections SET lease_owner = ?1, lease_until = ?2 \
+             WHERE id IN (SELECT id FROM connections \
+             WHERE refresh_at <= ?3 AND (refresh_token IS NOT NULL OR grant_type = 'client_credentials') \
+             AND status IN ('connected', 'error') \
+             AND (retry_after IS NULL OR retry_after <= ?3) AND (lease_until IS NULL OR lease_until <= ?3) \
+             ORDER BY refresh_at, id LIMIT ?4) \
+             RETURNING id, refresh_at",
+        )
+        .bind(owner)
+        .bind(until.secs())
+        .bind(now.secs())
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(storage("claiming connections due for refresh"))?;
+        ids.sort_by(|a, b| (a.1, &a.0).cmp(&(b.1, &b.0)));
+        Ok(ids.into_iter().map(|(id, _)| ConnectionId(id)).collect())
+    }
+
+    async fn stop_refreshing(&self, id: &ConnectionId) -> Result<()> {
+        sqlx::query("UPDATE connections SET refresh_at = NULL WHERE id = ?")
+            .bind(id.as_str())
+            .execute(&self.pool)
+            .await
+            .map_err(storage("taking a connection off the refresh schedule"))?;
+        Ok(())
+    }
 }
