@@ -95,7 +95,6 @@ pub trait ConnectionStore: Send + Sync {
     /// which renews without one), are `connected` or `error`, and are not in backoff; at most `limit`, most
     /// urgent first.
     async fn connections_due(&self, now: Timestamp, limit: u32) -> Result<Vec<ConnectionId>>;
-}
     /// Claims up to `limit` of the connections `connections_due` would list, most urgent first, taking their
     /// refresh lease for `owner` until `until` in the same statement, and returns their ids. Replicas claiming at
     /// the same time get disjoint sets.
@@ -109,6 +108,7 @@ pub trait ConnectionStore: Send + Sync {
     /// Takes the connection off the refresher's schedule (`refresh_at` cleared), after repeated permanent
     /// failures; the next saved token schedules it again.
     async fn stop_refreshing(&self, id: &ConnectionId) -> Result<()>;
+}
 
 /// Authorization flows.
 #[async_trait]

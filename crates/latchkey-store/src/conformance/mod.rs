@@ -21,8 +21,8 @@ mod accounts;
 mod connections;
 mod device_flows;
 mod flows;
-mod setup;
 mod refresher;
+mod setup;
 mod tokens;
 mod webhooks;
 
@@ -73,11 +73,11 @@ pub async fn run_all(store: &dyn Store) {
     tokens::concurrent_claims_have_one_winner(store).await;
     tokens::concurrent_saves_of_one_version_have_one_winner(store).await;
 
-    flows::start_flow_is_single_use(store).await;
     refresher::claim_due_refreshes_leases_what_it_returns(store).await;
     refresher::concurrent_batch_claims_are_disjoint(store).await;
     refresher::stopped_connections_are_not_claimed(store).await;
 
+    flows::start_flow_is_single_use(store).await;
     flows::start_flow_keeps_or_replaces_the_pkce_verifier(store).await;
     flows::start_flow_refuses_expired_links(store).await;
     flows::complete_flow_succeeds_once(store).await;
