@@ -43,6 +43,11 @@ pub enum Error {
     #[error("{message}")]
     Provider { message: String, retryable: bool },
 
+    /// latchkey cannot do this safely right now, and says so rather than doing it halfway (HTTP 503); for
+    /// example a token read while the audit log cannot be written. The message is for the caller.
+    #[error("{0}")]
+    Unavailable(String),
+
     /// A sealed value failed to open: a wrong master key or a tampered or moved ciphertext.
     #[error("{0}")]
     Crypto(String),
@@ -87,6 +92,7 @@ impl Error {
             Self::NeedsReauth(_) => "needs_reauth",
             Self::RateLimited { .. } => "rate_limited",
             Self::Provider { .. } => "provider_error",
+            Self::Unavailable(_) => "unavailable",
             Self::Crypto(_) | Self::Storage(_) | Self::Internal(_) => "internal",
         }
     }
@@ -102,6 +108,7 @@ impl Error {
             Self::Conflict { .. } | Self::NeedsReauth(_) => 409,
             Self::RateLimited { .. } => 429,
             Self::Provider { .. } => 502,
+            Self::Unavailable(_) => 503,
             Self::Crypto(_) | Self::Storage(_) | Self::Internal(_) => 500,
         }
     }
@@ -127,5 +134,6 @@ mod tests {
         assert_eq!(Error::NeedsReauth("x".into()).code(), "needs_reauth");
         assert_eq!(Error::Provider { message: "x".into(), retryable: true }.http_status(), 502);
         assert_eq!(Error::Storage("x".into()).code(), "internal");
+        assert_eq!(Error::Unavailable("x".into()).http_status(), 503);
     }
 }

@@ -3,6 +3,7 @@
 //!
 //! This crate depends on nothing else of ours; every other crate depends on it.
 
+pub mod audit;
 pub mod clock;
 pub mod error;
 pub mod handle;

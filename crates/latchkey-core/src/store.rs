@@ -8,6 +8,7 @@
 
 use async_trait::async_trait;
 
+use crate::audit::{AuditEntry, AuditQuery, AuditRecord};
 use crate::model::{
     ApiKey, ApiKeyId, AuthFlow, Connection, ConnectionConfig, ConnectionId, ConnectionSummary, DeviceFlow, Digest,
     FailureWrite, FlowStart, Session, TokenWrite, User, UserId,
@@ -175,6 +176,15 @@ pub trait MetaStore: Send + Sync {
     async fn put_meta(&self, key: &str, value: &[u8]) -> Result<()>;
 }
 
+/// The audit log: append-only records of token reads, refreshes and changes.
+#[async_trait]
+pub trait AuditStore: Send + Sync {
+    /// Appends the records in one transaction with one multi-row insert: all of them are written, or none.
+    async fn insert_audit_records(&self, records: &[AuditRecord]) -> Result<()>;
+    /// The records that `query` selects, newest first.
+    async fn audit_records(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>>;
+}
+
 /// What operations ask of the database: readiness and the counts that metrics report.
 #[async_trait]
 pub trait OpsStore: Send + Sync {
@@ -227,6 +237,7 @@ pub trait Store:
     + DeviceFlowStore
     + SessionStore
     + MetaStore
+    + AuditStore
     + OpsStore
     + WebhookStore
 {

@@ -215,3 +215,26 @@ pub(crate) fn session(row: &impl Columns) -> Result<Session> {
         expires_at: time(row, "s_expires_at")?,
     })
 }
+
+/// An audit log entry from the columns under the `a_` prefix (`sqlite/audit.rs`, `postgres/audit.rs`).
+pub(crate) fn audit_entry(row: &impl Columns) -> Result<latchkey_core::audit::AuditEntry> {
+    use latchkey_core::audit::{Action, Actor, AuditEntry, AuditRecord};
+    let actor = Actor::from_parts(
+        &row.text("a_actor")?,
+        row.optional_text("a_api_key_id")?,
+        row.optional_text("a_api_key_prefix")?,
+    )?;
+    let handle = row.optional_text("a_handle")?.map(|text| handle_from_db(&text)).transpose()?;
+    Ok(AuditEntry {
+        id: row.integer("a_id")?,
+        record: AuditRecord {
+            at: Timestamp(row.integer("a_at")?),
+            user_id: UserId(row.text("a_user_id")?),
+            actor,
+            action: Action::parse(&row.text("a_action")?)?,
+            handle,
+            subject_key: row.optional_text("a_subject_key")?,
+            outcome: row.text("a_outcome")?,
+        },
+    })
+}

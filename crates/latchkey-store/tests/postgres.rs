@@ -122,7 +122,13 @@ async fn replicas_starting_together_on_a_fresh_database_migrate_once() {
         .fetch_all(&raw)
         .await
         .expect("the migrations table");
-    assert_eq!(applied, vec![(1, true), (2, true), (3, true)], "each migration is recorded once, as a success");
+    let mut expected: Vec<(i64, bool)> = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/postgres"))
+        .expect("the migrations folder")
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.split('_').next()?.parse().ok())
+        .map(|version| (version, true))
+        .collect();
+    expected.sort_unstable();
+    assert_eq!(applied, expected, "each migration is recorded once, as a success");
 
     // Every replica sees the same schema: what one writes, another reads.
     let (admin, crm) = user_with_connection(&stores[0]).await;

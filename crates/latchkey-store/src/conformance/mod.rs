@@ -18,6 +18,7 @@
 //! their counts stay exact.
 
 mod accounts;
+mod audit;
 mod connections;
 mod device_flows;
 mod flows;
@@ -86,6 +87,10 @@ pub async fn run_all(store: &dyn Store) {
     device_flows::device_flows_round_trip_and_replace(store).await;
     device_flows::device_flows_due_and_reschedule(store).await;
     device_flows::device_flows_go_with_their_connection(store).await;
+
+    audit::audit_records_round_trip_newest_first(store).await;
+    audit::audit_records_page_by_handle(store).await;
+    audit::audit_batches_are_whole_and_outlive_connections(store).await;
 
     webhooks::webhooks_round_trip_and_replace(store).await;
     webhooks::status_changes_queue_events_for_users_with_a_webhook(store).await;

@@ -14,6 +14,7 @@
 //! database and user only.
 
 mod api_keys;
+mod audit;
 mod connections;
 mod device_flows;
 mod flows;

@@ -7,6 +7,7 @@
 //! rotated exists nowhere else, so losing the last commit on power loss would lose the connection.
 
 mod api_keys;
+mod audit;
 mod connections;
 mod device_flows;
 mod flows;
