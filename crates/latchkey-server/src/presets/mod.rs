@@ -301,6 +301,78 @@ mod tests {
         }
     }
 
+    /// The scope rules of one preset: `scopes` is one space between scopes, no scope holds a separator character
+    /// (a sign of scopes written for another separator), and scope lists in authorization parameters
+    /// (Slack's `user_scope`) use the preset's separator.
+    fn check_scopes(preset: &Preset) -> Result<(), String> {
+        let id = &preset.id;
+        let separator = preset.scope_separator.as_str();
+        let items: Vec<&str> = preset.scopes.split_whitespace().collect();
+        if preset.scopes != items.join(" ") {
+            return Err(format!("{id}: scopes must be separated by single spaces, not {:?}", preset.scopes));
+        }
+        let foreign = |scope: &str| scope.contains([',', '+', ';']) || (separator != " " && scope.contains(separator));
+        if let Some(scope) = items.iter().find(|s| foreign(s)) {
+            return Err(format!("{id}: the scope {scope:?} holds a separator; list scopes one space apart"));
+        }
+        let sent = preset.settings().scope_param();
+        if separator != " "
+            && !items.is_empty()
+            && (sent.contains(char::is_whitespace) || sent.split(separator).ne(items.iter().copied()))
+        {
+            return Err(format!("{id}: scopes are sent as {sent:?}, not joined by {separator:?}"));
+        }
+        for (name, value) in &preset.authorization_params {
+            if name == "scope" || name.ends_with("_scope") || name.ends_with("_scopes") {
+                let listed: Vec<&str> = value.split(separator).collect();
+                if listed.iter().any(|s| s.is_empty() || s.contains(char::is_whitespace) || foreign(s)) {
+                    return Err(format!("{id}: authorization_params.{name} must list scopes joined by {separator:?}"));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn every_preset_fills_its_required_fields() {
+        for preset in all() {
+            let id = &preset.id;
+            for (field, value) in [
+                ("name", &preset.name),
+                ("docs_url", &preset.docs_url),
+                ("notes", &preset.notes),
+                ("authorization_url", &preset.authorization_url),
+                ("token_url", &preset.token_url),
+            ] {
+                assert!(!value.trim().is_empty(), "{id}: {field} is empty");
+            }
+            assert!(preset.docs_url.starts_with("https://"), "{id}: the docs link must be https");
+            assert!(!preset.docs_url.contains('{'), "{id}: the docs link is the same for everyone");
+            for optional in [&preset.refresh_url, &preset.revocation_url].into_iter().flatten() {
+                assert!(!optional.trim().is_empty(), "{id}: an endpoint given must not be empty");
+            }
+            assert_ne!(preset.default_expires_in, Some(0), "{id}: a default lifetime of zero refreshes forever");
+        }
+    }
+
+    #[test]
+    fn every_preset_spells_its_scopes_for_its_separator() {
+        for preset in all() {
+            check_scopes(preset).unwrap_or_else(|e| panic!("{e}"));
+        }
+        let linear = get("linear").expect("linear");
+        let comma_typed = Preset { scopes: "read,write".to_owned(), ..linear.clone() };
+        assert!(check_scopes(&comma_typed).is_err());
+        let two = Preset { scopes: "read write".to_owned(), ..linear.clone() };
+        assert_eq!(two.settings().scope_param(), "read,write");
+        assert!(check_scopes(&two).is_ok());
+        let double_space = Preset { scopes: "read  write".to_owned(), ..linear.clone() };
+        assert!(check_scopes(&double_space).is_err());
+        let mut user_scope = get("slack-user").expect("slack-user").clone();
+        user_scope.authorization_params.insert("user_scope".to_owned(), "users:read search:read".to_owned());
+        assert!(check_scopes(&user_scope).is_err());
+    }
+
     #[test]
     fn the_checks_refuse_undeclared_placeholders_and_plain_http() {
         let good = get("zendesk").expect("zendesk preset");
@@ -325,6 +397,25 @@ mod tests {
         assert_eq!(get("salesforce").map(|p| p.keep_response_fields.contains(&"instance_url".to_owned())), Some(true));
         assert_eq!(get("quickbooks").map(|p| p.keep_callback_params.clone()), Some(vec!["realmId".to_owned()]));
         assert!(get("custom").is_none() && get("nope").is_none());
+    }
+
+    #[test]
+    fn presets_follow_the_providers_current_endpoints() {
+        let figma = get("figma").expect("figma");
+        assert_eq!(figma.token_url, "https://api.figma.com/v1/oauth/token");
+        assert_eq!(figma.refresh_url.as_deref(), Some("https://api.figma.com/v1/oauth/refresh"));
+        assert_eq!(figma.client_auth, ClientAuth::ClientSecretBasic);
+        assert_eq!(get("hubspot").map(|p| p.token_url.as_str()), Some("https://api.hubapi.com/oauth/v3/token"));
+        let shopify = get("shopify").expect("shopify");
+        assert_eq!(shopify.token_params.get("expiring").map(String::as_str), Some("1"));
+        for slack in ["slack", "slack-user"] {
+            assert_eq!(get(slack).map(|p| p.client_auth), Some(ClientAuth::ClientSecretBasic), "{slack}");
+        }
+        assert!(get("salesforce").and_then(|p| p.default_expires_in).is_some_and(|s| s <= 900));
+        // Revocation endpoints that want something latchkey's RFC 7009 request cannot send are left out.
+        for id in ["quickbooks", "notion"] {
+            assert_eq!(get(id).map(|p| p.revocation_url.is_none()), Some(true), "{id}");
+        }
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Provider presets: `GET /api/v1/providers`, connections started from a preset, and their connection
 //! parameters.
 
+use latchkey_core::{Clock, Timestamp};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -173,4 +174,44 @@ async fn switching_a_connection_to_a_preset_keeps_the_client_id() {
     assert_eq!(connection["client_id"], "client-1");
     assert_eq!(connection["authorization_url"], "https://github.com/login/oauth/authorize");
     assert_eq!(connection["client_secret_set"], true);
+}
+
+#[tokio::test]
+async fn the_shopify_preset_asks_for_an_expiring_token_with_comma_separated_scopes() {
+    let app = spawn_app().await;
+    let provider = MockProvider::start("client-1", "s").await;
+    let alice = app.caller("alice", None).await;
+    // The shop's endpoints are replaced by the mock; the separator and the exchange parameter come from the preset.
+    let body = json!({"handle": "shop", "provider": "shopify", "client_id": "client-1", "client_secret": "s",
+        "authorization_url": provider.authorization_url(), "token_url": provider.token_url(),
+        "scopes": "read_products write_orders"});
+    let (status, answer) = create(&app, &alice, body).await;
+    assert_eq!(status, 201, "{answer}");
+    let (status, page) = app.follow(answer["authorization_link"].as_str().expect("link")).await;
+    assert_eq!(status, 200, "{page}");
+    let authorize = &provider.authorize_calls()[0];
+    assert_eq!(authorize.get("scope").map(String::as_str), Some("read_products,write_orders"));
+    let exchange = &provider.token_calls()[0];
+    assert_eq!(exchange.param("grant_type"), Some("authorization_code"));
+    assert_eq!(exchange.param("expiring"), Some("1"));
+}
+
+#[tokio::test]
+async fn the_salesforce_preset_gives_a_lifetime_to_tokens_that_come_without_one() {
+    let app = spawn_app().await;
+    let provider = MockProvider::start("client-1", "s").await;
+    provider.set_expires_in(None);
+    let alice = app.caller("alice", None).await;
+    let body = json!({"handle": "crm", "provider": "salesforce", "client_id": "client-1", "client_secret": "s",
+        "authorization_url": provider.authorization_url(), "token_url": provider.token_url()});
+    let (status, answer) = create(&app, &alice, body).await;
+    assert_eq!(status, 201, "{answer}");
+    let (status, page) = app.follow(answer["authorization_link"].as_str().expect("link")).await;
+    assert_eq!(status, 200, "{page}");
+    let (status, token) = app.token(&alice, "crm").await;
+    assert_eq!(status, 200, "{token}");
+    // Without the preset's default lifetime the answer would carry no expiry and never be refreshed.
+    let default = latchkey_server::presets::get("salesforce").and_then(|p| p.default_expires_in).expect("default");
+    let expected = Timestamp(app.clock.now().secs() + i64::try_from(default).expect("seconds")).to_rfc3339();
+    assert_eq!(token["expires_at"], expected, "{token}");
 }
