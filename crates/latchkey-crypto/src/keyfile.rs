@@ -6,7 +6,8 @@
 //! UTF-8 text with one master key per line, each the standard base64 (RFC 4648 section 4) of 32 bytes. Blank
 //! lines and lines starting with `#` are ignored. The **last** key is the current one, which seals; earlier
 //! keys are older ones, kept only to open values sealed before a rotation. [`append_key`] adds a new current
-//! key at the end.
+//! key at the end and [`remove_key`] takes out an older key that nothing uses any more. A ring loaded from a
+//! file can read it again ([`Keyring::reload`]), so a running server picks up a key that a rotation added.
 //!
 //! The file is created with mode `0600` (owner read and write only) and its directory, when latchkey creates
 //! it, with `0700`. A key file that others may read is still used, with a warning.
@@ -17,11 +18,12 @@ use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read as _, Write as _};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use zeroize::Zeroizing;
 
 use crate::error::CryptoError;
-use crate::keyring::{Keyring, MasterKey};
+use crate::keyring::{KeyId, Keyring, MasterKey};
 use crate::tokens::random_token;
 
 /// The environment variable that holds the master key as base64.
@@ -36,7 +38,8 @@ const FILE_HEADER: &str = "\
 /// Where to load the master key from. `Debug` never shows the key.
 #[derive(Clone, PartialEq, Eq)]
 pub enum KeySource {
-    /// The base64 text of one key, as read from `LATCHKEY_MASTER_KEY`. It becomes the only key of the ring.
+    /// The text of `LATCHKEY_MASTER_KEY`: the base64 of one key, or, while a rotation is under way, the
+    /// current key followed by older keys, comma-separated. Such a ring cannot be read again while running.
     Env(String),
     /// A key file; created with a fresh key when it does not exist.
     File(PathBuf),
@@ -73,16 +76,85 @@ pub struct LoadedKeyring {
 pub fn load_keyring(source: &KeySource) -> Result<LoadedKeyring, CryptoError> {
     match source {
         KeySource::Env(text) => {
-            let key = MasterKey::from_base64(text)
-                .map_err(|err| CryptoError::BadKey(format!("{ENV_VAR}: {}", reason(err))))?;
+            // One key, or (during a rotation) the current key followed by older ones, comma-separated.
+            let mut keys = Vec::new();
+            for (index, part) in text.split(',').enumerate() {
+                let key = MasterKey::from_base64(part).map_err(|err| {
+                    let which = match index {
+                        0 if !text.contains(',') => String::new(),
+                        0 => ", the current key".to_owned(),
+                        _ => format!(", older key {index}"),
+                    };
+                    CryptoError::BadKey(format!("{ENV_VAR}{which}: {}", reason(err)))
+                })?;
+                keys.push(key);
+            }
+            let current = keys.remove(0);
             Ok(LoadedKeyring {
-                keyring: Keyring::new(key, Vec::new()),
+                keyring: Keyring::new(current, keys),
                 generated: false,
                 description: ENV_VAR.to_owned(),
             })
         }
-        KeySource::File(path) => load_file(path),
+        KeySource::File(path) => {
+            let mut loaded = load_file(path)?;
+            let reload_path = path.clone();
+            loaded.keyring = loaded.keyring.with_reload(Arc::new(move || read_key_file(&reload_path)));
+            Ok(loaded)
+        }
     }
+}
+
+/// The keys of an existing key file, the last one current. Unlike [`load_keyring`], a missing file is an
+/// error, not a reason to generate a key.
+///
+/// # Errors
+/// [`CryptoError::Io`] when the file is missing or unreadable, [`CryptoError::BadKey`] for a bad line or a
+/// file without keys.
+pub fn read_key_file(path: &Path) -> Result<Keyring, CryptoError> {
+    let Some(text) = read_text(path)? else {
+        return Err(CryptoError::Io { path: path.to_owned(), message: "the key file does not exist".to_owned() });
+    };
+    keyring_of(&text, path)
+}
+
+/// Removes the older key `id` from the key file at `path`, keeping every other line. A key that is no
+/// longer needed to open anything can go, so that its loss or leak no longer matters. The caller checks that
+/// no stored value is sealed with it; the current (last) key cannot be removed.
+///
+/// The file is replaced like [`append_key`] replaces it.
+///
+/// # Errors
+/// [`CryptoError::BadKey`] when the file holds no key with that id, when it is the current key, or when a
+/// line is bad; [`CryptoError::Io`] when the file cannot be read or replaced.
+pub fn remove_key(path: &Path, id: KeyId) -> Result<(), CryptoError> {
+    let Some(existing) = read_text(path)? else {
+        return Err(CryptoError::Io { path: path.to_owned(), message: "the key file does not exist".to_owned() });
+    };
+    let keys = parse_keys(&existing, path)?;
+    if !keys.iter().any(|key| key.id() == id) {
+        return Err(CryptoError::BadKey(format!("key file {} holds no key with id {id}", path.display())));
+    }
+    if keys.last().is_some_and(|last| last.id() == id) {
+        return Err(CryptoError::BadKey(format!(
+            "key {id} is the current key of {}: it seals new values and cannot be retired; rotate first",
+            path.display()
+        )));
+    }
+    let mut contents = Zeroizing::new(String::with_capacity(existing.len()));
+    for line in existing.lines() {
+        let trimmed = line.trim();
+        let is_retired = !trimmed.is_empty()
+            && !trimmed.starts_with('#')
+            && MasterKey::from_base64(trimmed).is_ok_and(|key| key.id() == id);
+        if !is_retired {
+            contents.push_str(line);
+            contents.push('\n');
+        }
+    }
+    replace_file(path, &contents)?;
+    tracing::info!(path = %path.display(), key_id = %id, "removed the retired master key {id} from {}", path.display());
+    Ok(())
 }
 
 /// Adds `key` as the new current key at the end of the key file at `path`; the keys already in the file stay
@@ -117,19 +189,7 @@ pub fn append_key(path: &Path, key: &MasterKey) -> Result<(), CryptoError> {
     contents.push_str(&key.to_base64());
     contents.push('\n');
 
-    let dir = parent_dir(path);
-    create_private_dir(dir)?;
-    let Some(name) = path.file_name() else {
-        return Err(CryptoError::Io { path: path.to_owned(), message: "is not a path to a file".to_owned() });
-    };
-    let temp = dir.join(format!(".{}.{}.tmp", name.to_string_lossy(), random_token(6)));
-    let written =
-        write_private_file(&temp, contents.as_bytes()).and_then(|()| fs::rename(&temp, path)).map_err(|err| {
-            let _ = fs::remove_file(&temp);
-            CryptoError::io(path, "cannot replace the key file", &err)
-        });
-    written?;
-    sync_dir(dir);
+    replace_file(path, &contents)?;
     tracing::info!(
         path = %path.display(),
         key_id = %key.id(),
@@ -169,7 +229,12 @@ fn load_file(path: &Path) -> Result<LoadedKeyring, CryptoError> {
         }
     };
 
-    let mut keys = parse_keys(&text, path)?;
+    Ok(LoadedKeyring { keyring: keyring_of(&text, path)?, generated, description })
+}
+
+/// The keys of a key file's text, the last one current.
+fn keyring_of(text: &str, path: &Path) -> Result<Keyring, CryptoError> {
+    let mut keys = parse_keys(text, path)?;
     let Some(current) = keys.pop() else {
         return Err(CryptoError::BadKey(format!(
             "key file {} holds no key: put the master key (standard base64 of 32 bytes) on a line of its own",
@@ -177,7 +242,25 @@ fn load_file(path: &Path) -> Result<LoadedKeyring, CryptoError> {
         )));
     };
     keys.reverse();
-    Ok(LoadedKeyring { keyring: Keyring::new(current, keys), generated, description })
+    Ok(Keyring::new(current, keys))
+}
+
+/// Replaces the file at `path` with `contents`: written to a temporary file (mode `0600`) in the same
+/// directory, flushed to disk, renamed over the old file and the directory flushed, so a crash leaves either
+/// the old file or the new one, never half of one.
+fn replace_file(path: &Path, contents: &str) -> Result<(), CryptoError> {
+    let dir = parent_dir(path);
+    create_private_dir(dir)?;
+    let Some(name) = path.file_name() else {
+        return Err(CryptoError::Io { path: path.to_owned(), message: "is not a path to a file".to_owned() });
+    };
+    let temp = dir.join(format!(".{}.{}.tmp", name.to_string_lossy(), random_token(6)));
+    write_private_file(&temp, contents.as_bytes()).and_then(|()| fs::rename(&temp, path)).map_err(|err| {
+        let _ = fs::remove_file(&temp);
+        CryptoError::io(path, "cannot replace the key file", &err)
+    })?;
+    sync_dir(dir);
+    Ok(())
 }
 
 /// The keys of a key file in file order; empty when it has none.
@@ -308,186 +391,4 @@ fn reason(err: CryptoError) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use latchkey_core::Sealed;
-
-    use super::*;
-    use crate::keyring::Aad;
-
-    fn aad() -> Aad {
-        Aad::new("providers", "client_secret", "7")
-    }
-
-    fn open_file(path: &Path) -> LoadedKeyring {
-        load_keyring(&KeySource::File(path.to_owned())).expect("the key file loads")
-    }
-
-    #[test]
-    fn a_missing_key_file_is_generated_private_and_reloads_to_the_same_key() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let path = dir.path().join("data").join("nested").join("master.key");
-
-        let first = open_file(&path);
-        assert!(first.generated);
-        assert_eq!(first.description, format!("key file {}", path.display()));
-        let sealed = first.keyring.seal(b"client secret", &aad());
-
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt as _;
-            let mode = fs::metadata(&path).expect("metadata").permissions().mode();
-            assert_eq!(mode & 0o777, 0o600);
-            let dir_mode = fs::metadata(path.parent().expect("parent")).expect("metadata").permissions().mode();
-            assert_eq!(dir_mode & 0o777, 0o700);
-        }
-
-        let second = open_file(&path);
-        assert!(!second.generated);
-        assert_eq!(second.keyring.current_id(), first.keyring.current_id());
-        assert_eq!(second.keyring.key_ids(), vec![first.keyring.current_id()]);
-        assert_eq!(second.keyring.open(&sealed, &aad()).map(|p| p.to_vec()), Ok(b"client secret".to_vec()));
-    }
-
-    #[test]
-    fn the_last_key_is_current_and_comments_are_ignored() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let path = dir.path().join("master.key");
-        let (oldest, older, current) = (MasterKey::generate(), MasterKey::generate(), MasterKey::generate());
-        let text = format!(
-            "# comment\n\n  {}  \n#{}\n{}\r\n\n{}",
-            oldest.to_base64().as_str(),
-            MasterKey::generate().to_base64().as_str(),
-            older.to_base64().as_str(),
-            current.to_base64().as_str(),
-        );
-        fs::write(&path, text).expect("write");
-
-        let loaded = open_file(&path);
-        assert!(!loaded.generated);
-        assert_eq!(loaded.keyring.key_ids(), vec![current.id(), older.id(), oldest.id()]);
-    }
-
-    #[test]
-    fn a_bad_line_is_named_by_number_and_not_repeated() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let path = dir.path().join("master.key");
-        let secretish = "c2l4dGVlbiBieXRlIGtleQ==";
-        fs::write(&path, format!("# keys\n{}\n{secretish}\n", MasterKey::generate().to_base64().as_str()))
-            .expect("write");
-
-        let err = load_keyring(&KeySource::File(path.clone())).expect_err("a bad line is refused");
-        let message = err.to_string();
-        assert!(matches!(err, CryptoError::BadKey(_)));
-        assert!(message.contains(&format!("key file {}, line 3:", path.display())), "{message}");
-        assert!(message.contains("decodes to 16 bytes"), "{message}");
-        assert!(!message.contains(secretish), "{message}");
-    }
-
-    #[test]
-    fn a_key_file_without_keys_is_refused() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let path = dir.path().join("master.key");
-        fs::write(&path, "# nothing here\n\n").expect("write");
-        let err = load_keyring(&KeySource::File(path)).expect_err("refused");
-        assert!(err.to_string().contains("holds no key"), "{err}");
-    }
-
-    #[test]
-    fn an_unreadable_key_file_names_its_path() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let path = dir.path().join("master.key");
-        fs::create_dir(&path).expect("a directory where the file should be");
-        let err = load_keyring(&KeySource::File(path.clone())).expect_err("refused");
-        assert!(matches!(&err, CryptoError::Io { path: p, .. } if p == &path), "{err:?}");
-        assert!(err.to_string().starts_with(&path.display().to_string()), "{err}");
-    }
-
-    #[cfg(unix)]
-    #[test]
-    fn a_shared_key_file_is_still_used() {
-        use std::os::unix::fs::PermissionsExt as _;
-        let dir = tempfile::tempdir().expect("temp dir");
-        let path = dir.path().join("master.key");
-        let key = MasterKey::generate();
-        fs::write(&path, key.to_base64().as_str()).expect("write");
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).expect("chmod");
-        assert_eq!(open_file(&path).keyring.current_id(), key.id());
-    }
-
-    #[test]
-    fn the_environment_holds_one_key() {
-        let key = MasterKey::generate();
-        let loaded = load_keyring(&KeySource::Env(format!("{}\n", key.to_base64().as_str()))).expect("loads");
-        assert_eq!(loaded.keyring.key_ids(), vec![key.id()]);
-        assert_eq!(loaded.description, "LATCHKEY_MASTER_KEY");
-        assert!(!loaded.generated);
-
-        let err = load_keyring(&KeySource::Env("hunter2".to_owned())).expect_err("refused");
-        let message = err.to_string();
-        assert!(message.starts_with("LATCHKEY_MASTER_KEY: the master key is not valid base64"), "{message}");
-        assert!(!message.contains("hunter2"), "{message}");
-    }
-
-    #[test]
-    fn appending_a_key_makes_it_current_and_keeps_the_old_ones() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let path = dir.path().join("master.key");
-        let first = open_file(&path);
-        let old_id = first.keyring.current_id();
-        let before: Sealed = first.keyring.seal(b"sealed before", &aad());
-
-        let new_key = MasterKey::generate();
-        append_key(&path, &new_key).expect("appends");
-        append_key(&path, &new_key).expect("appending the current key again changes nothing");
-
-        let text = fs::read_to_string(&path).expect("read");
-        assert!(text.starts_with(FILE_HEADER), "comments are kept");
-        assert_eq!(text.matches(new_key.to_base64().as_str()).count(), 1);
-        let leftovers: Vec<_> = fs::read_dir(dir.path()).expect("list").collect();
-        assert_eq!(leftovers.len(), 1, "no temporary file is left behind");
-
-        let reloaded = open_file(&path);
-        assert_eq!(reloaded.keyring.key_ids(), vec![new_key.id(), old_id]);
-        assert!(reloaded.keyring.open(&before, &aad()).is_ok());
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt as _;
-            assert_eq!(fs::metadata(&path).expect("metadata").permissions().mode() & 0o777, 0o600);
-        }
-    }
-
-    #[test]
-    fn appending_to_a_missing_file_creates_it() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let path = dir.path().join("new").join("master.key");
-        let key = MasterKey::generate();
-        append_key(&path, &key).expect("creates");
-        assert_eq!(open_file(&path).keyring.key_ids(), vec![key.id()]);
-    }
-
-    #[test]
-    fn appending_to_a_broken_file_leaves_it_alone() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let path = dir.path().join("master.key");
-        fs::write(&path, "not a key\n").expect("write");
-        let err = append_key(&path, &MasterKey::generate()).expect_err("refused");
-        assert!(err.to_string().contains("line 1"), "{err}");
-        assert_eq!(fs::read_to_string(&path).expect("read"), "not a key\n");
-    }
-
-    #[test]
-    fn debug_never_shows_a_key() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let path = dir.path().join("master.key");
-        let loaded = open_file(&path);
-        let text = fs::read_to_string(&path).expect("read");
-        let key_line = text.lines().last().expect("a key line");
-        assert!(!format!("{loaded:?}").contains(key_line));
-        assert!(!format!("{loaded:#?}").contains(key_line));
-
-        let source = KeySource::Env(key_line.to_owned());
-        assert_eq!(format!("{source:?}"), "Env([redacted])");
-        let from_env = load_keyring(&source).expect("loads");
-        assert!(!format!("{from_env:?}").contains(key_line));
-    }
-}
+mod tests;

@@ -24,9 +24,12 @@
 //!
 //! A [`Keyring`] holds one current [`MasterKey`], which seals, and any number of older keys, which only open.
 //! Rotation adds a new current key, keeps the old one as older until every value has been sealed again
-//! ([`Keyring::key_id_of`] tells which values still need it), then drops it.
+//! ([`Keyring::key_id_of`] tells which values still need it), then drops it. A ring can read its source again
+//! ([`Keyring::reload`]); keys it held stay, so a running process never loses a key it could open with.
 
 use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -191,12 +194,28 @@ impl fmt::Debug for Aad {
     }
 }
 
+/// Reads the keys again from where they came from (the key file); see [`Keyring::with_reload`].
+pub type ReloadFn = dyn Fn() -> Result<Keyring, CryptoError> + Send + Sync;
+
+/// The shortest time between two reloads that an unknown key id triggers, so that a damaged row read in a
+/// loop does not make every request read the key file.
+const RELOAD_ON_UNKNOWN_MIN_INTERVAL: Duration = Duration::from_secs(1);
+
 /// The master keys of an installation: one current key that seals, and older keys that only open values
 /// sealed before a rotation. `Debug` shows key ids only.
-#[derive(Clone)]
+///
+/// A running server shares one ring. [`Keyring::reload`] (and, when a value names a key id the ring does not
+/// hold, [`Keyring::open`] itself) reads the key source again, so that a key added by a rotation in another
+/// process is used at once: newer keys become current, and keys the ring already held stay for opening.
 pub struct Keyring {
-    /// The current key first, then the older keys.
-    keys: Vec<MasterKey>,
+    /// The current key first, then the older keys. Replaced whole on reload.
+    keys: RwLock<Arc<[MasterKey]>>,
+    reload: Option<Reloader>,
+}
+
+struct Reloader {
+    load: Arc<ReloadFn>,
+    last_on_unknown: Mutex<Option<Instant>>,
 }
 
 impl Keyring {
@@ -211,19 +230,67 @@ impl Keyring {
                 keys.push(key);
             }
         }
-        Keyring { keys }
+        Keyring { keys: RwLock::new(keys.into()), reload: None }
+    }
+
+    /// The same ring, able to read its keys again with `load` (see [`Keyring::reload`]).
+    #[must_use]
+    pub fn with_reload(mut self, load: Arc<ReloadFn>) -> Keyring {
+        self.reload = Some(Reloader { load, last_on_unknown: Mutex::new(None) });
+        self
     }
 
     /// The id of the key that seals.
     #[must_use]
     pub fn current_id(&self) -> KeyId {
-        self.current().id
+        self.keys()[0].id
     }
 
     /// The ids of all keys in the ring: the current key first, then the older keys in the order given.
     #[must_use]
     pub fn key_ids(&self) -> Vec<KeyId> {
-        self.keys.iter().map(MasterKey::id).collect()
+        self.keys().iter().map(MasterKey::id).collect()
+    }
+
+    /// Whether a key with this id is in the ring.
+    #[must_use]
+    pub fn knows(&self, id: KeyId) -> bool {
+        self.keys().iter().any(|key| key.id == id)
+    }
+
+    /// Takes the keys of `newer` into this ring: its current key becomes the current one, and every key this
+    /// ring held stays, as an older key, so values sealed with it still open. Returns whether the current key
+    /// changed.
+    pub fn adopt(&self, newer: &Keyring) -> bool {
+        let incoming = newer.keys();
+        let mut slot = self.keys.write().unwrap_or_else(PoisonError::into_inner);
+        let mut merged: Vec<MasterKey> = incoming.to_vec();
+        for key in slot.iter() {
+            if !merged.iter().any(|known| known.same_key(key)) {
+                merged.push(key.clone());
+            }
+        }
+        let changed = !merged[0].same_key(&slot[0]);
+        *slot = merged.into();
+        changed
+    }
+
+    /// Reads the key source again and adopts its keys (see [`Keyring::adopt`]). Returns the new current key's
+    /// id when it changed; `Ok(None)` when nothing changed or the ring has no source to read again (a key from
+    /// the environment).
+    ///
+    /// # Errors
+    /// Those of loading the keys; the ring is left as it was.
+    pub fn reload(&self) -> Result<Option<KeyId>, CryptoError> {
+        let Some(reloader) = &self.reload else { return Ok(None) };
+        let newer = (reloader.load)()?;
+        if self.adopt(&newer) {
+            let id = self.current_id();
+            tracing::info!(key_id = %id, "the key source names a new current master key {id}: new values are sealed with it");
+            Ok(Some(id))
+        } else {
+            Ok(None)
+        }
     }
 
     /// Seals `plaintext` with the current key and a fresh random nonce, bound to `aad`. Sealing the same
@@ -233,7 +300,8 @@ impl Keyring {
     /// Only for a plain text longer than XChaCha20-Poly1305 allows (about 256 GiB).
     #[must_use]
     pub fn seal(&self, plaintext: &[u8], aad: &Aad) -> Sealed {
-        let key = self.current();
+        let keys = self.keys();
+        let key = &keys[0];
         let mut nonce = [0_u8; NONCE_LEN];
         OsRng.fill_bytes(&mut nonce);
 
@@ -259,14 +327,21 @@ impl Keyring {
         self.seal(secret.expose().as_bytes(), aad)
     }
 
-    /// Opens a value sealed by [`Keyring::seal`] with any key of the ring, checking it against `aad`.
+    /// Opens a value sealed by [`Keyring::seal`] with any key of the ring, checking it against `aad`. A value
+    /// sealed with a key the ring does not hold makes a ring with a key source read it again (at most once a
+    /// second) before giving up, so a key added by a rotation elsewhere is found.
     ///
     /// # Errors
     /// - [`CryptoError::Malformed`]: too short, or an unknown format version.
-    /// - [`CryptoError::UnknownKey`]: sealed with a key that is not in the ring.
+    /// - [`CryptoError::UnknownKey`]: sealed with a key that is not in the ring (nor in its source).
     /// - [`CryptoError::Tampered`]: the tag does not verify (altered bytes, or a different `aad`).
     pub fn open(&self, sealed: &Sealed, aad: &Aad) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
-        self.open_bytes(sealed.as_bytes(), aad.as_bytes())
+        match self.open_bytes(sealed.as_bytes(), aad.as_bytes()) {
+            Err(CryptoError::UnknownKey { key_id }) if self.reload_for_unknown(key_id) => {
+                self.open_bytes(sealed.as_bytes(), aad.as_bytes())
+            }
+            other => other,
+        }
     }
 
     /// Opens a sealed secret; see [`Keyring::open`].
@@ -293,7 +368,7 @@ impl Keyring {
 
     /// A known value sealed with the current key, to be stored once per installation. At each start,
     /// [`Keyring::verify_key_check`] then tells a wrong master key apart from damaged data before any secret
-    /// is opened.
+    /// is opened. Rotation seals it again with the new key.
     #[must_use]
     pub fn make_key_check(&self) -> Vec<u8> {
         let Sealed(bytes) = self.seal(KEY_CHECK_PLAINTEXT, &Aad(KEY_CHECK_AAD.to_vec()));
@@ -317,8 +392,25 @@ impl Keyring {
         }
     }
 
-    fn current(&self) -> &MasterKey {
-        &self.keys[0]
+    /// A snapshot of the keys, current first.
+    fn keys(&self) -> Arc<[MasterKey]> {
+        Arc::clone(&self.keys.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Reads the key source again because a value named `key_id`; true when the ring now holds that key.
+    fn reload_for_unknown(&self, key_id: KeyId) -> bool {
+        let Some(reloader) = &self.reload else { return false };
+        {
+            let mut last = reloader.last_on_unknown.lock().unwrap_or_else(PoisonError::into_inner);
+            if last.is_some_and(|at| at.elapsed() < RELOAD_ON_UNKNOWN_MIN_INTERVAL) {
+                return false;
+            }
+            *last = Some(Instant::now());
+        }
+        if let Err(err) = self.reload() {
+            tracing::warn!(key_id = %key_id, error = %err, "could not read the master keys again to find key {key_id}");
+        }
+        self.knows(key_id)
     }
 
     fn open_bytes(&self, sealed: &[u8], aad: &[u8]) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
@@ -326,8 +418,9 @@ impl Keyring {
         let associated = associated_data(parts.prefix, aad);
         let nonce = XNonce::from_slice(parts.nonce);
         let tag = Tag::from_slice(parts.tag);
+        let keys = self.keys();
         // Ids are 32 bits, so two keys of one ring could share one; every key with the id is tried.
-        let mut candidates = self.keys.iter().filter(|key| key.id == parts.key_id).peekable();
+        let mut candidates = keys.iter().filter(|key| key.id == parts.key_id).peekable();
         if candidates.peek().is_none() {
             return Err(CryptoError::UnknownKey { key_id: parts.key_id });
         }
@@ -341,10 +434,28 @@ impl Keyring {
     }
 }
 
+impl Clone for Keyring {
+    /// A ring with the same keys and the same key source; later reloads of one do not change the other.
+    fn clone(&self) -> Self {
+        Keyring {
+            keys: RwLock::new(self.keys()),
+            reload: self
+                .reload
+                .as_ref()
+                .map(|r| Reloader { load: Arc::clone(&r.load), last_on_unknown: Mutex::new(None) }),
+        }
+    }
+}
+
 impl fmt::Debug for Keyring {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let older: Vec<KeyId> = self.keys[1..].iter().map(MasterKey::id).collect();
-        f.debug_struct("Keyring").field("current", &self.current_id()).field("older", &older).finish()
+        let keys = self.keys();
+        let older: Vec<KeyId> = keys[1..].iter().map(MasterKey::id).collect();
+        f.debug_struct("Keyring")
+            .field("current", &keys[0].id)
+            .field("older", &older)
+            .field("reloads", &self.reload.is_some())
+            .finish()
     }
 }
 
@@ -380,197 +491,4 @@ fn associated_data(prefix: &[u8], aad: &[u8]) -> Vec<u8> {
 }
 
 #[cfg(test)]
-mod tests {
-    use proptest::prelude::*;
-
-    use super::*;
-
-    fn ring() -> Keyring {
-        Keyring::new(MasterKey::generate(), Vec::new())
-    }
-
-    fn aad() -> Aad {
-        Aad::new("connections", "refresh_token", "42")
-    }
-
-    proptest! {
-        #[test]
-        fn seal_then_open_gives_back_the_plaintext(
-            plaintext in proptest::collection::vec(any::<u8>(), 0..512),
-            table in "[a-z_]{0,16}",
-            column in "[a-z_]{0,16}",
-            row_id in any::<String>(),
-        ) {
-            let ring = ring();
-            let aad = Aad::new(&table, &column, &row_id);
-            let sealed = ring.seal(&plaintext, &aad);
-            prop_assert_eq!(sealed.as_bytes().len(), HEADER_LEN + plaintext.len() + TAG_LEN);
-            prop_assert_eq!(Keyring::key_id_of(&sealed), Some(ring.current_id()));
-            let opened = ring.open(&sealed, &aad).map(|plain| plain.to_vec());
-            prop_assert_eq!(opened, Ok(plaintext));
-        }
-
-        #[test]
-        fn any_flipped_bit_is_detected(index in any::<prop::sample::Index>(), bit in 0_u8..8) {
-            let ring = ring();
-            let mut sealed = ring.seal(b"a refresh token", &aad());
-            let at = index.index(sealed.0.len());
-            sealed.0[at] ^= 1 << bit;
-            let err = ring.open(&sealed, &aad()).expect_err("a changed value must not open");
-            match at {
-                0 => prop_assert_eq!(err, CryptoError::Malformed),
-                1..PREFIX_LEN => prop_assert!(matches!(err, CryptoError::UnknownKey { .. }), "{:?}", err),
-                _ => prop_assert_eq!(err, CryptoError::Tampered),
-            }
-        }
-    }
-
-    #[test]
-    fn secrets_round_trip() {
-        let ring = ring();
-        let secret = Secret::new("ya29.a0-access-token");
-        let sealed = ring.seal_secret(&secret, &aad());
-        assert_eq!(ring.open_secret(&sealed, &aad()), Ok(secret));
-    }
-
-    #[test]
-    fn non_utf8_plaintext_is_not_a_secret() {
-        let ring = ring();
-        let sealed = ring.seal(&[0xff, 0xfe], &aad());
-        assert_eq!(ring.open_secret(&sealed, &aad()), Err(CryptoError::Malformed));
-    }
-
-    #[test]
-    fn a_value_moved_to_another_row_or_column_does_not_open() {
-        let ring = ring();
-        let sealed = ring.seal(b"token", &Aad::new("connections", "access_token", "1"));
-        for other in [
-            Aad::new("connections", "access_token", "2"),
-            Aad::new("connections", "refresh_token", "1"),
-            Aad::new("providers", "access_token", "1"),
-        ] {
-            assert_eq!(ring.open(&sealed, &other), Err(CryptoError::Tampered), "{other:?}");
-        }
-    }
-
-    #[test]
-    fn short_or_unknown_version_is_malformed() {
-        let ring = ring();
-        for bytes in [Vec::new(), vec![FORMAT_VERSION; HEADER_LEN + TAG_LEN - 1]] {
-            assert_eq!(ring.open(&Sealed(bytes.clone()), &aad()), Err(CryptoError::Malformed));
-            assert_eq!(Keyring::key_id_of(&Sealed(bytes)), None);
-        }
-        let mut sealed = ring.seal(b"x", &aad());
-        sealed.0[0] = 2;
-        assert_eq!(ring.open(&sealed, &aad()), Err(CryptoError::Malformed));
-    }
-
-    #[test]
-    fn a_key_outside_the_ring_is_named() {
-        let other = ring();
-        let sealed = other.seal(b"x", &aad());
-        assert_eq!(ring().open(&sealed, &aad()), Err(CryptoError::UnknownKey { key_id: other.current_id() }));
-    }
-
-    #[test]
-    fn older_keys_still_open_after_rotation() {
-        let old_key = MasterKey::generate();
-        let old_ring = Keyring::new(old_key.clone(), Vec::new());
-        let before = old_ring.seal(b"sealed before rotation", &aad());
-
-        let new_key = MasterKey::generate();
-        let rotated = Keyring::new(new_key.clone(), vec![old_key.clone(), new_key.clone()]);
-        assert_eq!(rotated.current_id(), new_key.id());
-        assert_eq!(rotated.key_ids(), vec![new_key.id(), old_key.id()]);
-        assert_eq!(rotated.open(&before, &aad()).map(|p| p.to_vec()), Ok(b"sealed before rotation".to_vec()));
-
-        let after = rotated.seal(b"sealed after rotation", &aad());
-        assert_eq!(Keyring::key_id_of(&before), Some(old_key.id()));
-        assert_eq!(Keyring::key_id_of(&after), Some(new_key.id()));
-        assert!(matches!(old_ring.open(&after, &aad()), Err(CryptoError::UnknownKey { .. })));
-    }
-
-    #[test]
-    fn two_seals_of_the_same_plaintext_differ() {
-        let ring = ring();
-        let first = ring.seal(b"same", &aad());
-        let second = ring.seal(b"same", &aad());
-        assert_ne!(first, second);
-        assert_ne!(first.0[PREFIX_LEN..HEADER_LEN], second.0[PREFIX_LEN..HEADER_LEN]);
-    }
-
-    #[test]
-    fn key_check_accepts_the_right_key_and_names_the_wrong_one() {
-        let right = MasterKey::generate();
-        let check = Keyring::new(right.clone(), Vec::new()).make_key_check();
-
-        let rotated = Keyring::new(MasterKey::generate(), vec![right.clone()]);
-        assert_eq!(rotated.verify_key_check(&check), Ok(()));
-
-        let wrong = ring();
-        assert_eq!(
-            wrong.verify_key_check(&check),
-            Err(CryptoError::WrongKey { have: wrong.key_ids(), expected: Some(right.id()) })
-        );
-        assert_eq!(wrong.verify_key_check(b"junk"), Err(CryptoError::Malformed));
-    }
-
-    #[test]
-    fn a_key_check_is_not_a_row_value() {
-        let ring = ring();
-        let check = ring.make_key_check();
-        assert_eq!(ring.open(&Sealed(check), &Aad::new("key", "check", "")), Err(CryptoError::Tampered));
-    }
-
-    #[test]
-    fn base64_keys_round_trip_and_ids_are_stable() {
-        let key = MasterKey::generate();
-        let text = key.to_base64();
-        assert_eq!(text.len(), 44);
-        let again = MasterKey::from_base64(&format!("  {}\n", text.as_str())).expect("valid key");
-        assert_eq!(again.id(), key.id());
-        assert_eq!(again.to_base64(), text);
-
-        // The id is a pure function of the key: all-zero key, computed once and pinned.
-        let zero = MasterKey::from_base64("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=").expect("valid key");
-        let hash = Sha256::digest([KEY_ID_CONTEXT, &[0_u8; 32]].concat());
-        assert_eq!(zero.id().0.to_be_bytes(), hash[..4]);
-        assert_eq!(zero.id().to_string().len(), 8);
-    }
-
-    #[test]
-    fn bad_keys_are_refused_without_echoing_them() {
-        let not_base64 = "not-base64!!sEcReTvAlUe";
-        let short = STANDARD.encode(b"sixteen byte key");
-        for (text, expected) in
-            [(not_base64, "not valid base64"), (short.as_str(), "decodes to 16 bytes"), ("   ", "empty")]
-        {
-            let err = MasterKey::from_base64(text).expect_err("must be refused");
-            let message = err.to_string();
-            assert!(matches!(err, CryptoError::BadKey(_)));
-            assert!(message.contains(expected), "{message}");
-            assert!(!message.contains(text.trim()) || text.trim().is_empty(), "{message}");
-            assert!(!message.contains("sEcReT"), "{message}");
-        }
-    }
-
-    #[test]
-    fn debug_shows_key_ids_only() {
-        let old = MasterKey::generate();
-        let current = MasterKey::generate();
-        let ring = Keyring::new(current.clone(), vec![old.clone()]);
-        let printed = [format!("{current:?}"), format!("{ring:?}"), format!("{:#?}", ring)];
-        for text in &printed {
-            assert!(!text.contains(current.to_base64().as_str()), "{text}");
-            assert!(!text.contains(old.to_base64().as_str()), "{text}");
-        }
-        assert_eq!(printed[0], format!("MasterKey {{ id: KeyId({}), .. }}", current.id()));
-        assert!(printed[1].contains(&current.id().to_string()) && printed[1].contains(&old.id().to_string()));
-    }
-
-    #[test]
-    fn key_ids_display_as_eight_hex_digits() {
-        assert_eq!(KeyId(0xab).to_string(), "000000ab");
-        assert_eq!(format!("{:?}", KeyId(0xdead_beef)), "KeyId(deadbeef)");
-    }
-}
+mod tests;

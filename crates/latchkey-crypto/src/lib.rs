@@ -16,7 +16,7 @@ pub mod password;
 pub mod tokens;
 
 pub use error::CryptoError;
-pub use keyfile::{KeySource, LoadedKeyring, append_key, load_keyring};
+pub use keyfile::{KeySource, LoadedKeyring, append_key, load_keyring, read_key_file, remove_key};
 pub use keyring::{Aad, KeyId, Keyring, MasterKey};
 pub use password::{dummy_verify, hash_password, verify_password};
 pub use tokens::{constant_time_eq, digest, random_token};
