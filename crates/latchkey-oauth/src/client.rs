@@ -50,11 +50,21 @@ impl Default for OutboundPolicy {
 /// Built on `reqwest` with redirects off (RFC 6749 §3.2 and §10.15: a token request must not be replayed to
 /// wherever a redirect points), no proxy, the policy's timeouts, the user agent `latchkey/<version>` and
 /// [`crate::guard`]'s resolver.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct HttpClient {
     inner: reqwest::Client,
     policy: Arc<OutboundPolicy>,
+    lookup: Arc<dyn Lookup>,
 }
+
+impl std::fmt::Debug for HttpClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpClient").field("policy", &self.policy).finish_non_exhaustive()
+    }
+}
+
+/// The longest a save-time name lookup may take; a slower or failed lookup leaves the decision to connect time.
+const SAVE_LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A provider's answer, read in full (up to the cap).
 #[derive(Debug)]
@@ -86,7 +96,7 @@ impl HttpClient {
     /// As [`HttpClient::new`].
     pub fn with_lookup(policy: OutboundPolicy, lookup: Arc<dyn Lookup>) -> Result<Self, OAuthError> {
         let policy = Arc::new(policy);
-        let resolver = GuardedResolver { policy: Arc::clone(&policy), lookup };
+        let resolver = GuardedResolver { policy: Arc::clone(&policy), lookup: Arc::clone(&lookup) };
         let builder = reqwest::Client::builder()
             .redirect(redirect::Policy::none())
             .no_proxy()
@@ -97,7 +107,27 @@ impl HttpClient {
         let inner = builder.build().map_err(|err| OAuthError::Refused {
             message: format!("the HTTP client could not be built: {}", root_cause(&err.without_url())),
         })?;
-        Ok(Self { inner, policy })
+        Ok(Self { inner, policy, lookup })
+    }
+
+    /// Checks, without sending anything, whether latchkey may call `url`: [`check_url`], then every address the
+    /// host name resolves to (through this client's lookup) against [`crate::decide`]. Used when a connection is
+    /// saved, so that a refused endpoint is named at once. A lookup that fails or takes over 5 s passes: the
+    /// same check runs again on the addresses actually dialled.
+    ///
+    /// # Errors
+    /// [`OAuthError::Refused`] saying which rule the URL or its address breaks.
+    pub async fn check_destination(&self, url: &Url) -> Result<(), OAuthError> {
+        check_url(url, &self.policy)?;
+        let Some(url::Host::Domain(host)) = url.host() else { return Ok(()) };
+        let host = host.trim_end_matches('.').to_owned();
+        let Ok(Ok(ips)) = tokio::time::timeout(SAVE_LOOKUP_TIMEOUT, self.lookup.lookup(host.clone())).await else {
+            return Ok(());
+        };
+        for ip in ips {
+            crate::decide(ip, Some(&host), &self.policy).map_err(|message| OAuthError::Refused { message })?;
+        }
+        Ok(())
     }
 
     /// The policy this client enforces.

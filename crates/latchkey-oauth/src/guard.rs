@@ -319,6 +319,39 @@ pub fn check_url(url: &Url, policy: &OutboundPolicy) -> Result<(), OAuthError> {
     Ok(())
 }
 
+/// Checks a URL that the person's browser visits, not latchkey (the authorization URL, a verification URI):
+/// `https`, or plain `http` only towards hosts that the policy opens. Its addresses are not judged: a browser
+/// inside the network may well reach an identity provider there.
+///
+/// # Errors
+/// [`OAuthError::Refused`] saying which rule the URL breaks.
+pub fn check_browser_url(url: &Url, policy: &OutboundPolicy) -> Result<(), OAuthError> {
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if policy.allow_private_networks => Ok(()),
+        "http" => {
+            let opened = match url.host() {
+                Some(Host::Ipv4(v4)) => policy.allow_list.opens_ip(IpAddr::V4(v4)),
+                Some(Host::Ipv6(v6)) => policy.allow_list.opens_ip(IpAddr::V6(v6)),
+                Some(Host::Domain(host)) => policy.allow_list.opens_host(host),
+                None => false,
+            };
+            if opened {
+                Ok(())
+            } else {
+                Err(OAuthError::Refused {
+                    message: "plain http is only allowed towards hosts that --allow-private-networks or \
+                              --outbound-allow opens; use an https URL"
+                        .to_owned(),
+                })
+            }
+        }
+        other => Err(OAuthError::Refused {
+            message: format!("the URL scheme '{}' is not supported; use https", crate::error::sanitize(other, 20)),
+        }),
+    }
+}
+
 /// The error [`GuardedResolver`] gives for a name with a refused address; found again in reqwest's error chain
 /// to tell a refusal from a failed lookup.
 #[derive(Debug)]

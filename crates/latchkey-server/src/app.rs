@@ -38,14 +38,28 @@ impl Application {
     ///
     /// # Errors
     /// A database or key that cannot be opened, a wrong master key, or an address that cannot be bound.
-    pub async fn build(mut config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+    pub async fn build(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        Self::build_with_lookup(config, clock, Arc::new(latchkey_oauth::SystemLookup)).await
+    }
+
+    /// As [`Application::build`], with the name lookup of outbound requests given (tests map names to addresses
+    /// without DNS).
+    ///
+    /// # Errors
+    /// As [`Application::build`].
+    pub async fn build_with_lookup(
+        mut config: Config,
+        clock: Arc<dyn Clock>,
+        lookup: Arc<dyn latchkey_oauth::Lookup>,
+    ) -> anyhow::Result<Self> {
         let (store, keyring) = bootstrap::open(&config.database_url, &config.key_source).await?;
         let policy = OutboundPolicy {
             allow_private_networks: config.allow_private_networks,
             allow_list: config.outbound_allow.clone(),
             ..OutboundPolicy::default()
         };
-        let http = HttpClient::new(policy).map_err(|e| anyhow::anyhow!("could not build the HTTP client: {e}"))?;
+        let http = HttpClient::with_lookup(policy, lookup)
+            .map_err(|e| anyhow::anyhow!("could not build the HTTP client: {e}"))?;
         let keyring = Arc::new(keyring);
         let tokens = TokenService::new(
             Arc::clone(&store),
@@ -71,6 +85,7 @@ impl Application {
             clock,
             tokens,
             api_limits,
+            login_limits: crate::web::login_limits::LoginLimiter::default(),
             shutdown: CancellationToken::new(),
         });
         let setup_link = setup::prepare(&state).await?;
@@ -114,7 +129,8 @@ impl Application {
         let app = router(Arc::clone(&state));
         let stop = shutdown.clone();
         let inner = state.shutdown.clone();
-        axum::serve(self.listener, app)
+        // The peer address reaches handlers (log-in throttling is per client address).
+        axum::serve(self.listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
             .with_graceful_shutdown(async move {
                 stop.cancelled().await;
                 inner.cancel();
@@ -128,12 +144,15 @@ impl Application {
     }
 }
 
-/// Forgets idle API keys' rate-limit buckets once a minute.
+/// Forgets idle API keys' and log-in rate-limit buckets once a minute.
 async fn sweep_rate_limits(state: SharedState, shutdown: CancellationToken) {
     loop {
         tokio::select! {
             () = shutdown.cancelled() => break,
-            () = tokio::time::sleep(std::time::Duration::from_secs(60)) => state.api_limits.shrink(),
+            () = tokio::time::sleep(std::time::Duration::from_secs(60)) => {
+                state.api_limits.shrink();
+                state.login_limits.shrink();
+            }
         }
     }
 }

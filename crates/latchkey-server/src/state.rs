@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use crate::api::limits::ApiRateLimiter;
 use crate::config::Config;
 use crate::tokens::TokenService;
+use crate::web::login_limits::LoginLimiter;
 
 /// Everything a request or a background task needs.
 pub struct AppState {
@@ -22,6 +23,8 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     pub tokens: TokenService,
     pub api_limits: ApiRateLimiter,
+    /// Log-in attempts per client address and per username.
+    pub login_limits: LoginLimiter,
     /// Cancelled when the server shuts down; long-running tasks watch it.
     pub shutdown: CancellationToken,
 }

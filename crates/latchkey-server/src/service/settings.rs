@@ -68,7 +68,30 @@ pub async fn build(state: &AppState, base: Option<&OAuthSettings>, input: &Conne
         }
     }
     validate(state, &settings)?;
+    check_destinations(state, &settings).await?;
     Ok(settings)
+}
+
+/// Resolves the host of every endpoint latchkey calls itself and refuses one whose address the outbound guard
+/// refuses, naming the field, so the person learns it now rather than at the first token request.
+async fn check_destinations(state: &AppState, stored: &OAuthSettings) -> Result<()> {
+    let settings = stored.resolved()?;
+    let endpoints = [
+        ("token_url", Some(&settings.token_url)),
+        ("refresh_url", settings.refresh_url.as_ref()),
+        ("revocation_url", settings.revocation_url.as_ref()),
+        ("device_authorization_url", settings.device_authorization_url.as_ref()),
+        ("issuer", settings.issuer.as_ref()),
+    ];
+    for (field, value) in endpoints {
+        let Some(url) = value.and_then(|v| Url::parse(v).ok()) else { continue };
+        state
+            .http
+            .check_destination(&url)
+            .await
+            .map_err(|e| Error::invalid(field, format!("{}: {e}", field.replace('_', " "))))?;
+    }
+    Ok(())
 }
 
 /// Whether the input sets an endpoint field itself (an empty string counts: it clears the field).
@@ -282,11 +305,13 @@ fn validate(state: &AppState, stored: &OAuthSettings) -> Result<()> {
             continue;
         }
         let url = parse_url(field, value)?;
-        if field != "authorization_url" {
-            // The browser, not latchkey, visits the authorization URL; the others latchkey calls itself.
+        // The browser, not latchkey, visits the authorization URL; the others latchkey calls itself.
+        let checked = if field == "authorization_url" {
+            latchkey_oauth::check_browser_url(&url, policy)
+        } else {
             latchkey_oauth::guard::check_url(&url, policy)
-                .map_err(|e| Error::invalid(field, format!("{}: {e}", field.replace('_', " "))))?;
-        }
+        };
+        checked.map_err(|e| Error::invalid(field, format!("{}: {e}", field.replace('_', " "))))?;
     }
     if let Some(issuer) = &settings.issuer {
         latchkey_oauth::metadata_urls(issuer).map_err(|e| Error::invalid("issuer", format!("issuer: {e}")))?;

@@ -65,14 +65,22 @@ pub async fn create(state_store: &dyn latchkey_core::store::Store, user: &User) 
 /// `Unauthorized` when they do not match.
 pub async fn login(state: &AppState, username: &str, password: &Secret) -> Result<User> {
     let refused = || Error::Unauthorized("the username or password is wrong".to_owned());
-    let Some(user) = state.store.user_by_username(username).await? else {
-        password::dummy_verify(password);
-        return Err(refused());
-    };
-    let hash = user.password_hash.clone();
+    let user = state.store.user_by_username(username).await?;
+    let hash = user.as_ref().map(|u| u.password_hash.clone());
     let password = password.clone();
-    let ok = tokio::task::spawn_blocking(move || password::verify_password(&password, &hash))
-        .await
-        .map_err(|e| Error::Internal(format!("password check failed: {e}")))?;
-    if ok { Ok(user) } else { Err(refused()) }
+    // Both paths do one argon2 verification on a blocking thread, so the answer time does not tell whether the
+    // username exists.
+    let ok = tokio::task::spawn_blocking(move || match hash {
+        Some(hash) => password::verify_password(&password, &hash),
+        None => {
+            password::dummy_verify(&password);
+            false
+        }
+    })
+    .await
+    .map_err(|e| Error::Internal(format!("password check failed: {e}")))?;
+    match user {
+        Some(user) if ok => Ok(user),
+        _ => Err(refused()),
+    }
 }

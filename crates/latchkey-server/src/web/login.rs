@@ -1,7 +1,9 @@
 //! `GET /`, log in and log out.
 
-use axum::extract::State;
-use axum::http::header::SET_COOKIE;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, State};
+use axum::http::header::{RETRY_AFTER, SET_COOKIE};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use latchkey_core::{Error, Secret};
@@ -56,15 +58,29 @@ pub async fn login_page(State(state): State<SharedState>, headers: HeaderMap) ->
     reply::page(StatusCode::OK, &page)
 }
 
-/// `POST /login`: starts a session and goes to the list; wrong credentials show the form again with 401.
+/// `POST /login`: starts a session and goes to the list; wrong credentials show the form again with 401; too
+/// many attempts from one address or for one username answer 429 with `Retry-After`, before any password work.
 pub async fn login(
     State(state): State<SharedState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     _origin: SameOrigin,
     headers: HeaderMap,
     WebForm(form): WebForm<CredentialsForm>,
 ) -> Response {
     let password = Secret::new(form.password);
     let username = form.username.trim().to_owned();
+    if let Err(throttled) = state.login_limits.check(peer.ip(), &username) {
+        tracing::warn!(address = %peer.ip(), user = %username, "log-in throttled: too many attempts");
+        let page = LoginPage {
+            nav: None,
+            username,
+            error: FormError::new(&LOGIN_FIELDS, None, throttled.message),
+            setup_pending: false,
+        };
+        let mut response = reply::page(StatusCode::TOO_MANY_REQUESTS, &page);
+        response.headers_mut().insert(RETRY_AFTER, throttled.retry_after_secs.into());
+        return response;
+    }
     let result = service::users::login(&state, &username, &password).await;
     let err = match result {
         Ok(user) => match session::replace(&state, &headers, &user).await {

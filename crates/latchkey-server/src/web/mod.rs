@@ -28,6 +28,7 @@ mod connections;
 pub mod csrf;
 mod form;
 mod login;
+pub mod login_limits;
 mod reply;
 pub mod rows;
 pub mod services;

@@ -26,6 +26,35 @@ pub struct Options {
     pub allow_private_networks: bool,
     pub outbound_allow: latchkey_oauth::AllowList,
     pub api_rate_limit: std::num::NonZeroU32,
+    /// How outbound requests resolve host names: no DNS in tests, `localhost` only unless a test adds names.
+    pub lookup: Arc<dyn latchkey_oauth::Lookup>,
+}
+
+/// A name lookup from a fixed table, so that no test asks a DNS server anything; unknown names fail to resolve.
+#[derive(Default)]
+pub struct NameMap(std::collections::HashMap<String, Vec<std::net::IpAddr>>);
+
+impl NameMap {
+    /// `localhost` as the system knows it.
+    pub fn loopback() -> Self {
+        Self::default().with("localhost", &["127.0.0.1", "::1"])
+    }
+
+    /// Adds a name and its addresses.
+    pub fn with(mut self, name: &str, addresses: &[&str]) -> Self {
+        let ips = addresses.iter().map(|a| a.parse().expect("address")).collect();
+        self.0.insert(name.to_ascii_lowercase(), ips);
+        self
+    }
+}
+
+impl latchkey_oauth::Lookup for NameMap {
+    fn lookup(&self, host: String) -> latchkey_oauth::LookupFuture {
+        let found = self.0.get(&host.trim_end_matches('.').to_ascii_lowercase()).cloned();
+        Box::pin(async move {
+            found.ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, format!("no such host {host}")))
+        })
+    }
 }
 
 impl Default for Options {
@@ -38,6 +67,7 @@ impl Default for Options {
             allow_private_networks: true,
             outbound_allow: latchkey_oauth::AllowList::default(),
             api_rate_limit: std::num::NonZeroU32::new(1000).expect("non-zero"),
+            lookup: Arc::new(NameMap::loopback()),
         }
     }
 }
@@ -86,7 +116,8 @@ pub async fn try_spawn(options: Options) -> anyhow::Result<TestApp> {
     let dir = options.dir.clone().unwrap_or_else(|| Arc::new(tempfile::tempdir().expect("temp dir")));
     let config = config_for(dir.path(), &options);
     let clock = Arc::new(ManualClock::starting_now());
-    let app = Application::build(config, Arc::clone(&clock) as Arc<dyn Clock>).await?;
+    let lookup = Arc::clone(&options.lookup);
+    let app = Application::build_with_lookup(config, Arc::clone(&clock) as Arc<dyn Clock>, lookup).await?;
     let state = app.state();
     let port = app.port();
     let setup_link = app.setup_link().map(str::to_owned);

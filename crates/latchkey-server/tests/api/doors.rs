@@ -1,0 +1,234 @@
+//! Doors an attacker would try on the web UI: guessing passwords, forging the UI's forms from another site, and
+//! smuggling markup into the pages through a provider's answers. Each test fails if its door reopens.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use reqwest::header::{ORIGIN, RETRY_AFTER};
+use reqwest::{Method, StatusCode};
+
+use crate::helpers::{Caller, TestApp, spawn_app};
+use crate::provider::{Canned, MockProvider};
+
+/// The password `TestApp::caller` gives its users.
+const PASSWORD: &str = "correct horse battery";
+
+/// A browser that keeps cookies, stops at redirects, and connects from `from` (any 127.x address reaches the
+/// server on 127.0.0.1).
+fn browser_from(from: IpAddr) -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .local_address(from)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client")
+}
+
+fn loopback(last: u8) -> IpAddr {
+    IpAddr::from([127, 0, 0, last])
+}
+
+async fn try_login(app: &TestApp, from: IpAddr, username: &str, password: &str) -> reqwest::Response {
+    browser_from(from)
+        .post(app.url("/login"))
+        .form(&[("username", username), ("password", password)])
+        .send()
+        .await
+        .expect("log in")
+}
+
+#[tokio::test]
+async fn password_guessing_from_one_address_is_throttled_before_any_password_work() {
+    let app = spawn_app().await;
+    app.caller("alice", None).await;
+    let from = loopback(1);
+    for n in 0..10 {
+        // Known and unknown usernames get the same answer, and both count.
+        let username = if n % 2 == 0 { "alice".to_owned() } else { format!("nobody{n}") };
+        let refused = try_login(&app, from, &username, "wrong password").await;
+        assert_eq!(refused.status(), StatusCode::UNAUTHORIZED, "attempt {n}");
+        assert!(refused.text().await.expect("page").contains("The username or password is wrong."));
+    }
+    let throttled = try_login(&app, from, "alice", PASSWORD).await;
+    assert_eq!(throttled.status(), StatusCode::TOO_MANY_REQUESTS, "even the right password waits");
+    let wait: u64 = throttled.headers()[RETRY_AFTER].to_str().expect("ascii").parse().expect("seconds");
+    assert!(wait >= 1, "Retry-After: {wait}");
+    let page = throttled.text().await.expect("page");
+    assert!(page.contains("Too many log-in attempts from your address. Wait"), "{page}");
+    assert!(page.contains("<label") && page.contains("Password"), "the form is shown again: {page}");
+    assert!(!page.contains(PASSWORD), "{page}");
+
+    // Another address, with another username, is not held back.
+    let other = try_login(&app, loopback(2), "bob", "wrong password").await;
+    assert_eq!(other.status(), StatusCode::UNAUTHORIZED);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn guessing_one_username_from_many_addresses_is_throttled_for_that_username() {
+    let app = spawn_app().await;
+    app.caller("carol", None).await;
+    app.caller("dave", None).await;
+    for n in 0..10u8 {
+        let from = loopback(10 + n % 5);
+        let refused = try_login(&app, from, if n % 2 == 0 { "carol" } else { " CAROL " }, "guess").await;
+        assert_eq!(refused.status(), StatusCode::UNAUTHORIZED, "attempt {n}");
+    }
+    let throttled = try_login(&app, loopback(30), "carol", PASSWORD).await;
+    assert_eq!(throttled.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(throttled.headers().contains_key(RETRY_AFTER));
+    assert!(throttled.text().await.expect("page").contains("Too many log-in attempts for this username"));
+    let someone_else = try_login(&app, loopback(30), "dave", PASSWORD).await;
+    assert_eq!(someone_else.status(), StatusCode::SEE_OTHER, "dave logs in from the same address");
+    app.stop().await;
+}
+
+/// A logged-in person with the anti-forgery token of their pages.
+struct Person {
+    browser: reqwest::Client,
+    csrf: String,
+}
+
+async fn log_in(app: &TestApp, username: &str) -> Person {
+    let browser = browser_from(loopback(1));
+    let response = try_login_with(&browser, app, username).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let page = browser.get(app.url("/connections")).send().await.expect("list").text().await.expect("page");
+    let marker = "name=\"csrf\" value=\"";
+    let start = page.find(marker).expect("a csrf field") + marker.len();
+    let csrf = page[start..start + page[start..].find('"').expect("quote")].to_owned();
+    Person { browser, csrf }
+}
+
+async fn try_login_with(browser: &reqwest::Client, app: &TestApp, username: &str) -> reqwest::Response {
+    browser.post(app.url("/login")).form(&[("username", username), ("password", PASSWORD)]).send().await.expect("post")
+}
+
+/// What a forged form could change: the connection as the API reads it, and the user's API keys.
+async fn snapshot(app: &TestApp, caller: &Caller) -> (serde_json::Value, Vec<(String, bool)>) {
+    let (status, connection) = app.api(caller, Method::GET, "/api/v1/connections/crm", None).await;
+    assert_eq!(status, 200, "{connection}");
+    let keys = app.state.store.list_api_keys(&caller.user.id).await.expect("keys");
+    let mut keys: Vec<_> = keys.into_iter().map(|k| (k.id.to_string(), k.revoked_at.is_some())).collect();
+    keys.sort();
+    (connection, keys)
+}
+
+#[tokio::test]
+async fn forged_forms_from_another_site_change_nothing() {
+    let app = spawn_app().await;
+    let provider = MockProvider::start("client-1", "cs").await;
+    let alice = app.caller("alice", None).await;
+    app.connect(&alice, "crm", &provider, "cs").await;
+    let person = log_in(&app, "alice").await;
+    let key_id = app.state.store.list_api_keys(&alice.user.id).await.expect("keys")[0].id.to_string();
+    let before = snapshot(&app, &alice).await;
+
+    let edit = vec![
+        ("provider", "custom".to_owned()),
+        ("client_id", "attacker".to_owned()),
+        ("authorization_url", provider.authorization_url()),
+        ("token_url", provider.token_url()),
+        ("name", "Hijacked".to_owned()),
+        ("handle", "crm".to_owned()),
+        ("scopes", "admin".to_owned()),
+    ];
+    let forms: Vec<(String, Vec<(&str, String)>)> = vec![
+        ("/connections/crm/edit".to_owned(), edit),
+        ("/connections/crm/reconnect".to_owned(), vec![]),
+        ("/connections/crm/delete".to_owned(), vec![("confirmed", "yes".to_owned())]),
+        ("/api-keys".to_owned(), vec![("name", "attacker".to_owned()), ("handles", String::new())]),
+        (format!("/api-keys/{key_id}/revoke"), vec![("confirmed", "yes".to_owned())]),
+        ("/logout".to_owned(), vec![]),
+    ];
+    for (path, fields) in &forms {
+        // Without the token (what a foreign page can send), with a wrong one, and with the right one from a
+        // foreign origin (as if it had leaked).
+        let attempts =
+            [(None, None), (Some("forged"), None), (Some(person.csrf.as_str()), Some("https://evil.example"))];
+        for (token, origin) in attempts {
+            let mut form = fields.clone();
+            if let Some(token) = token {
+                form.push(("csrf", token.to_owned()));
+            }
+            let mut request = person.browser.post(app.url(path)).form(&form);
+            if let Some(origin) = origin {
+                request = request.header(ORIGIN, origin);
+            }
+            let answer = request.send().await.expect("post");
+            assert_eq!(answer.status(), StatusCode::FORBIDDEN, "{path} token={token:?} origin={origin:?}");
+        }
+        // A cross-site fetch without Origin is refused by Fetch Metadata alone.
+        let mut form = fields.clone();
+        form.push(("csrf", person.csrf.clone()));
+        let answer = person
+            .browser
+            .post(app.url(path))
+            .header("sec-fetch-site", "cross-site")
+            .form(&form)
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(answer.status(), StatusCode::FORBIDDEN, "{path} cross-site");
+    }
+    assert_eq!(snapshot(&app, &alice).await, before, "no forged form changed anything");
+    assert_eq!(app.token(&alice, "crm").await.0, 200, "the key still works");
+    let still = person.browser.get(app.url("/connections")).send().await.expect("list");
+    assert_eq!(still.status(), StatusCode::OK, "the session was not ended by a forged logout");
+    assert!(provider.authorize_calls().len() <= 1, "no new authorization was started");
+    app.stop().await;
+}
+
+/// Starts the authorization of `link` by hand and returns the callback's `state` with the browser that holds
+/// the binding cookie.
+async fn start_flow(link: &str) -> (reqwest::Client, String) {
+    let browser = browser_from(loopback(1));
+    let response = browser.get(link).send().await.expect("start");
+    assert_eq!(response.status(), StatusCode::FOUND);
+    let location = response.headers()["location"].to_str().expect("location").to_owned();
+    let state = url::Url::parse(&location)
+        .expect("provider url")
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .map(|(_, v)| v.into_owned())
+        .expect("state");
+    (browser, state)
+}
+
+#[tokio::test]
+async fn markup_from_the_provider_on_the_callback_page_is_inert() {
+    let app = spawn_app().await;
+    let provider = MockProvider::start("client-1", "cs").await;
+    let alice = app.caller("alice", None).await;
+    let payload = "<script>alert(1)</script><img src=x onerror=alert(2)>";
+
+    // An error in the redirect back from the provider.
+    let link = app.create_connection(&alice, "refused", &provider, "cs").await;
+    let (browser, state) = start_flow(&link).await;
+    let callback = browser
+        .get(app.url("/oauth2/callback"))
+        .query(&[("state", state.as_str()), ("error", "access_denied"), ("error_description", payload)])
+        .send()
+        .await
+        .expect("callback");
+    let page = callback.text().await.expect("page");
+    assert!(page.contains("access_denied"), "the page says what happened: {page}");
+    assert!(!page.contains("<script>alert") && !page.contains("<img"), "{page}");
+
+    // An error in the token endpoint's answer.
+    let link = app.create_connection(&alice, "failing", &provider, "cs").await;
+    provider
+        .push_canned(Canned::json(400, serde_json::json!({"error": "invalid_grant", "error_description": payload})));
+    let (status, page) = app.follow(&link).await;
+    assert_eq!(status, 502, "{page}");
+    assert!(page.contains("invalid_grant"), "{page}");
+    assert!(!page.contains("<script>alert") && !page.contains("<img"), "{page}");
+
+    // Whatever the last error says, the list shows it as text.
+    let person = log_in(&app, "alice").await;
+    let list = person.browser.get(app.url("/connections")).send().await.expect("list").text().await.expect("page");
+    assert!(!list.contains("<script>alert") && !list.contains("<img"), "{list}");
+    app.stop().await;
+}
