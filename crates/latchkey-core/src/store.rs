@@ -130,13 +130,25 @@ pub trait FlowStore: Send + Sync {
 /// Device authorizations in progress (RFC 8628), kept in the database so that polling survives a restart.
 #[async_trait]
 pub trait DeviceFlowStore: Send + Sync {
-    /// Stores the device flow of its connection, replacing any earlier one.
+    /// Stores the device flow of its connection, replacing any earlier one (and its poll lease).
     async fn put_device_flow(&self, flow: &DeviceFlow) -> Result<()>;
     /// The device flow of a connection.
     async fn device_flow(&self, connection: &ConnectionId) -> Result<Option<DeviceFlow>>;
-    /// The device flows whose next poll has come (`next_poll_at <= now`), earliest first, at most `limit`.
+    /// The device flows whose next poll has come (`next_poll_at <= now`) and whose poll lease is free or expired,
+    /// earliest first, at most `limit`.
     async fn device_flows_due(&self, now: Timestamp, limit: u32) -> Result<Vec<DeviceFlow>>;
-    /// Records the interval and the time of the next poll.
+    /// Takes the poll lease of a connection's device flow for `owner` until `until`, when the flow is due
+    /// (`next_poll_at <= now`) and nobody holds an unexpired lease; false otherwise. Of several pollers (in one
+    /// process or several replicas) claiming at once, exactly one wins, so a device code is never polled twice
+    /// at the same time.
+    async fn claim_device_poll(
+        &self,
+        connection: &ConnectionId,
+        owner: &str,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> Result<bool>;
+    /// Records the interval and the time of the next poll, and releases the poll lease.
     async fn reschedule_device_flow(
         &self,
         connection: &ConnectionId,

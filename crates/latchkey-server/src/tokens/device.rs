@@ -15,10 +15,15 @@ use crate::state::SharedState;
 const BATCH: u32 = 50;
 /// What `slow_down` adds to the interval (RFC 8628 §3.5).
 const SLOW_DOWN_SECS: i64 = 5;
+/// How long a poll lease lasts: longer than a whole provider request (30 s at most), so that only a replica that
+/// died mid-poll loses it.
+const POLL_LEASE_SECS: i64 = 60;
 
 /// Runs until `shutdown` is cancelled.
 pub async fn run_device_poller(state: SharedState, shutdown: CancellationToken) {
     let tick = state.config.device_poll_tick;
+    // Several replicas may run this loop over one database: each poll first takes the flow's lease.
+    let owner = format!("device-{}-{}", std::process::id(), uuid::Uuid::new_v4());
     tracing::debug!(tick_ms = tick.as_millis(), "device poller started");
     loop {
         tokio::select! {
@@ -33,12 +38,31 @@ pub async fn run_device_poller(state: SharedState, shutdown: CancellationToken) 
             }
         };
         for flow in due {
-            if let Err(err) = poll(&state, &flow).await {
-                tracing::warn!(connection = %flow.connection_id, error = %err, "a device poll failed");
+            match claim(&state, &flow, &owner).await {
+                Ok(Some(flow)) => {
+                    if let Err(err) = poll(&state, &flow).await {
+                        tracing::warn!(connection = %flow.connection_id, error = %err, "a device poll failed");
+                    }
+                }
+                Ok(None) => {}
+                Err(err) => {
+                    tracing::warn!(connection = %flow.connection_id, error = %err, "a device poll could not be claimed");
+                }
             }
         }
     }
     tracing::debug!("device poller stopped");
+}
+
+/// Takes the poll lease of `flow` and reads it again (another replica may have polled and rescheduled it since
+/// it was listed); `None` when someone else holds it or it is no longer due.
+async fn claim(state: &SharedState, flow: &DeviceFlow, owner: &str) -> Result<Option<DeviceFlow>> {
+    let id = &flow.connection_id;
+    let now = state.clock.now();
+    if !state.store.claim_device_poll(id, owner, now, now.plus_secs(POLL_LEASE_SECS)).await? {
+        return Ok(None);
+    }
+    state.store.device_flow(id).await
 }
 
 /// Ends a device flow with `status` and `message` on its connection.

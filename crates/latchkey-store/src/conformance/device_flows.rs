@@ -81,3 +81,48 @@ pub(super) async fn device_flows_go_with_their_connection(store: &dyn Store) {
     assert!(store.delete_connection(&connection.id).await.expect("delete_connection"));
     assert_eq!(store.device_flow(&connection.id).await.expect("device_flow"), None);
 }
+
+/// Whether the flow of `connection` is among those `device_flows_due` lists at `now`.
+async fn listed_due(store: &dyn Store, connection: &ConnectionId, now: Timestamp) -> bool {
+    let due = store.device_flows_due(now, 1000).await.expect("device_flows_due");
+    due.iter().any(|f| f.connection_id == *connection)
+}
+
+/// The poll lease: of pollers claiming a due flow at once exactly one wins; the holder keeps it (and the flow
+/// leaves the due list) until it reschedules or the lease expires; a flow not due cannot be claimed; a new
+/// authorization replaces the lease with the flow.
+pub(super) async fn device_poll_lease_has_one_holder(store: &dyn Store) {
+    let user = new_user(store).await;
+    let connection = new_connection(store, &user.id, "device-lease").await;
+    let id = &connection.id;
+    store.put_device_flow(&device_record(id, "lease", T0)).await.expect("put_device_flow");
+    let until = T0.plus_secs(60);
+    let claim = |owner: &'static str| store.claim_device_poll(id, owner, T0, until);
+    let (a, b, c, d) = tokio::join!(claim("a"), claim("b"), claim("c"), claim("d"));
+    let won = [a, b, c, d].into_iter().map(|r| r.expect("claim_device_poll")).filter(|&won| won).count();
+    assert_eq!(won, 1, "exactly one concurrent claim wins");
+
+    let later = T0.plus_secs(10);
+    assert!(!store.claim_device_poll(id, "e", later, later.plus_secs(60)).await.expect("claim"), "lease held");
+    assert!(!listed_due(store, id, later).await, "a leased flow is not listed as due");
+
+    // The holder died: once the lease has expired, another poller takes over.
+    let expired = T0.plus_secs(61);
+    assert!(listed_due(store, id, expired).await);
+    assert!(store.claim_device_poll(id, "f", expired, expired.plus_secs(60)).await.expect("claim"), "expired lease");
+
+    // Rescheduling releases the lease; the flow can be claimed again when its next poll comes, not before.
+    store.reschedule_device_flow(id, 5, T0.plus_secs(70)).await.expect("reschedule");
+    let early = T0.plus_secs(65);
+    assert!(!store.claim_device_poll(id, "g", early, early.plus_secs(60)).await.expect("claim"), "not due yet");
+    let due = T0.plus_secs(70);
+    assert!(listed_due(store, id, due).await);
+    assert!(store.claim_device_poll(id, "g", due, due.plus_secs(60)).await.expect("claim"), "due again");
+
+    // A new authorization replaces the flow and frees its lease.
+    store.put_device_flow(&device_record(id, "again", T0)).await.expect("put_device_flow");
+    assert!(store.claim_device_poll(id, "h", due, due.plus_secs(60)).await.expect("claim"), "fresh flow");
+
+    assert!(!store.claim_device_poll(&ConnectionId("missing".into()), "i", due, due).await.expect("claim"));
+    store.delete_connection(id).await.expect("delete_connection");
+}

@@ -87,6 +87,7 @@ pub async fn run_all(store: &dyn Store) {
     device_flows::device_flows_round_trip_and_replace(store).await;
     device_flows::device_flows_due_and_reschedule(store).await;
     device_flows::device_flows_go_with_their_connection(store).await;
+    device_flows::device_poll_lease_has_one_holder(store).await;
 
     audit::audit_records_round_trip_newest_first(store).await;
     audit::audit_records_page_by_handle(store).await;

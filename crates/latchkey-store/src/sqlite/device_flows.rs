@@ -26,7 +26,7 @@ impl DeviceFlowStore for SqliteStore {
              user_code = excluded.user_code, verification_uri = excluded.verification_uri, \
              verification_uri_complete = excluded.verification_uri_complete, expires_at = excluded.expires_at, \
              interval_secs = excluded.interval_secs, next_poll_at = excluded.next_poll_at, \
-             created_at = excluded.created_at",
+             created_at = excluded.created_at, poll_owner = NULL, poll_lease_until = 0",
         )
         .bind(flow.connection_id.as_str())
         .bind(flow.device_code.as_bytes())
@@ -55,7 +55,7 @@ impl DeviceFlowStore for SqliteStore {
 
     async fn device_flows_due(&self, now: Timestamp, limit: u32) -> Result<Vec<DeviceFlow>> {
         let query = format!(
-            "SELECT {COLUMNS} FROM device_flows WHERE next_poll_at <= ?1 \
+            "SELECT {COLUMNS} FROM device_flows WHERE next_poll_at <= ?1 AND poll_lease_until <= ?1 \
              ORDER BY next_poll_at, connection_id LIMIT ?2"
         );
         let found = sqlx::query(&query)
@@ -73,14 +73,38 @@ impl DeviceFlowStore for SqliteStore {
         interval_secs: i64,
         next_poll_at: Timestamp,
     ) -> Result<()> {
-        sqlx::query("UPDATE device_flows SET interval_secs = ?1, next_poll_at = ?2 WHERE connection_id = ?3")
-            .bind(interval_secs)
-            .bind(next_poll_at.secs())
-            .bind(connection.as_str())
-            .execute(&self.pool)
-            .await
-            .map_err(storage("rescheduling a device authorization"))?;
+        sqlx::query(
+            "UPDATE device_flows SET interval_secs = ?1, next_poll_at = ?2, poll_owner = NULL, \
+             poll_lease_until = 0 WHERE connection_id = ?3",
+        )
+        .bind(interval_secs)
+        .bind(next_poll_at.secs())
+        .bind(connection.as_str())
+        .execute(&self.pool)
+        .await
+        .map_err(storage("rescheduling a device authorization"))?;
         Ok(())
+    }
+
+    async fn claim_device_poll(
+        &self,
+        connection: &ConnectionId,
+        owner: &str,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE device_flows SET poll_owner = ?1, poll_lease_until = ?2 \
+             WHERE connection_id = ?3 AND next_poll_at <= ?4 AND poll_lease_until <= ?4",
+        )
+        .bind(owner)
+        .bind(until.secs())
+        .bind(connection.as_str())
+        .bind(now.secs())
+        .execute(&self.pool)
+        .await
+        .map_err(storage("claiming a device authorization's poll"))?;
+        Ok(done.rows_affected() == 1)
     }
 
     async fn delete_device_flow(&self, connection: &ConnectionId) -> Result<()> {
