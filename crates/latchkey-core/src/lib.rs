@@ -8,6 +8,7 @@ pub mod clock;
 pub mod error;
 pub mod handle;
 pub mod model;
+pub mod sealed_columns;
 pub mod secret;
 pub mod settings;
 pub mod store;

@@ -13,6 +13,7 @@ use crate::model::{
     ApiKey, ApiKeyId, AuthFlow, Connection, ConnectionConfig, ConnectionId, ConnectionSummary, DeviceFlow, Digest,
     FailureWrite, FlowStart, Session, TokenWrite, User, UserId,
 };
+use crate::sealed_columns::SealedValueStore;
 use crate::{Handle, Result, Timestamp};
 
 /// Users and their passwords.
@@ -252,6 +253,7 @@ pub trait Store:
     + AuditStore
     + OpsStore
     + WebhookStore
+    + SealedValueStore
 {
     /// A cheap round trip to the database, for health checks.
     async fn ping(&self) -> Result<()>;

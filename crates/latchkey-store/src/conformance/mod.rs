@@ -23,6 +23,7 @@ mod connections;
 mod device_flows;
 mod flows;
 mod refresher;
+mod sealed;
 mod setup;
 mod tokens;
 mod webhooks;
@@ -98,6 +99,9 @@ pub async fn run_all(store: &dyn Store) {
     webhooks::claims_lease_events_until_finished(store).await;
     webhooks::concurrent_webhook_claims_are_disjoint(store).await;
     webhooks::readiness_and_counts(store).await;
+
+    // Last: walks every row of the sealed columns.
+    sealed::every_sealed_column_walks_counts_and_replaces_by_key(store).await;
 }
 
 /// A random 32-byte digest (the hex digits of a UUID v4, so 122 random bits).

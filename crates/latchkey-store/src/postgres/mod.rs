@@ -21,6 +21,7 @@ mod flows;
 mod meta;
 mod ops;
 mod rows;
+mod sealed;
 mod sessions;
 mod users;
 mod webhooks;

@@ -14,6 +14,7 @@ mod flows;
 mod meta;
 mod ops;
 mod rows;
+mod sealed;
 mod sessions;
 mod users;
 mod webhooks;
