@@ -15,6 +15,7 @@ mod flow;
 mod grants;
 pub mod guard;
 mod response;
+mod webhook;
 
 pub use client::{HttpClient, OutboundPolicy};
 pub use discovery::{ProviderMetadata, discover, metadata_urls};
@@ -31,3 +32,4 @@ pub use guard::{
 pub use response::{
     DeviceAuthorization, MAX_KEPT_VALUE_CHARS, TokenResponse, parse_device_authorization, parse_token_response,
 };
+pub use webhook::{SIGNATURE_HEADER, post_webhook};

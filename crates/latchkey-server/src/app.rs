@@ -1,6 +1,7 @@
 //! Building and running the application: open the database and keys, wire the state, bind the listener (port 0
 //! in tests, which then read the port back), serve until shutdown, with the background refresher beside it.
 
+use std::future::IntoFuture;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -110,8 +111,8 @@ impl Application {
         self.setup_link.as_deref()
     }
 
-    /// Serves until `shutdown` is cancelled; then stops accepting, lets requests in flight finish and stops the
-    /// refresher.
+    /// Serves until `shutdown` is cancelled; then stops accepting, lets requests and refreshes in flight finish
+    /// within the shutdown grace period, and stops the background tasks (`ops::shutdown`).
     ///
     /// # Errors
     /// The server failing.
@@ -130,17 +131,16 @@ impl Application {
         let stop = shutdown.clone();
         let inner = state.shutdown.clone();
         // The peer address reaches handlers (log-in throttling is per client address).
-        axum::serve(self.listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
+        let server = axum::serve(self.listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
             .with_graceful_shutdown(async move {
                 stop.cancelled().await;
                 inner.cancel();
             })
-            .await
-            .context("the HTTP server failed")?;
-        let _ = refresher.await;
-        let _ = device_poller.await;
-        let _ = sweeper.await;
-        Ok(())
+            .into_future();
+        let webhooks = tokio::spawn(crate::webhooks::run_sender(Arc::clone(&state), shutdown.clone()));
+        let background = vec![refresher, device_poller, sweeper, webhooks];
+        let grace = state.config.ops.shutdown_grace;
+        crate::ops::shutdown::serve_and_drain(server, background, state.tokens.tasks(), &shutdown, grace).await
     }
 }
 
@@ -165,6 +165,9 @@ pub fn router(state: SharedState) -> Router {
         .merge(flows::routes())
         .merge(web::routes())
         .merge(assets::routes())
+        .merge(crate::ops::routes())
+        .merge(crate::webhooks::api::routes())
+        .layer(axum::middleware::from_fn_with_state(Arc::clone(&state), crate::ops::count_token_requests))
         .layer(
             // Spans name the route pattern, never the raw path or query: links, codes and states are secrets.
             TraceLayer::new_for_http().make_span_with(|request: &Request| {

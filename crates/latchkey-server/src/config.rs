@@ -56,6 +56,10 @@ pub struct Settings {
     /// How long an authorization link stays valid, in seconds.
     #[arg(long, env = "LATCHKEY_AUTHORIZATION_LINK_TTL_SECS", default_value_t = 600, global = true)]
     pub authorization_link_ttl_secs: u64,
+
+    /// Metrics protection and shutdown grace.
+    #[command(flatten)]
+    pub ops: crate::ops::OpsFlags,
 }
 
 /// Where the master key comes from: `LATCHKEY_MASTER_KEY` wins over the key file.
@@ -85,6 +89,8 @@ pub struct Config {
     /// How often the device poller wakes to look for device authorizations due for a poll (their interval itself
     /// comes from the provider); one second, shorter in tests.
     pub device_poll_tick: Duration,
+    /// Metrics token, shutdown grace, webhook sender tick.
+    pub ops: crate::ops::OpsConfig,
 }
 
 impl Config {
@@ -115,6 +121,7 @@ impl Config {
             api_rate_limit: NonZeroU32::new(settings.api_rate_limit)
                 .ok_or_else(|| anyhow::anyhow!("--api-rate-limit must be at least 1"))?,
             device_poll_tick: Duration::from_secs(1),
+            ops: settings.ops.config()?,
         })
     }
 
@@ -170,6 +177,7 @@ mod tests {
             refresh_window_secs: None,
             refresher_interval_secs: 30,
             authorization_link_ttl_secs: 600,
+            ops: crate::ops::OpsFlags::default(),
             api_rate_limit: 100,
         };
         let config = Config::from_settings(&settings).expect("valid");

@@ -8,6 +8,7 @@ pub mod bootstrap;
 pub mod cli;
 pub mod config;
 pub mod flows;
+pub mod ops;
 pub mod pages;
 pub mod presets;
 pub mod sealing;
@@ -16,6 +17,7 @@ pub mod setup;
 pub mod state;
 pub mod tokens;
 pub mod web;
+pub mod webhooks;
 
 pub use app::Application;
 pub use config::Config;

@@ -39,5 +39,7 @@ struct ApiDoc;
 
 /// `GET /api/v1/openapi.json`
 pub async fn document() -> Json<utoipa::openapi::OpenApi> {
-    Json(ApiDoc::openapi())
+    let mut document = ApiDoc::openapi();
+    document.merge(<crate::webhooks::api::WebhookDoc as OpenApi>::openapi());
+    Json(document)
 }

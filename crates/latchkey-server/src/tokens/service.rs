@@ -16,8 +16,10 @@ use latchkey_core::store::Store;
 use latchkey_core::{Clock, Error, Result, Secret, Timestamp};
 use latchkey_crypto::Keyring;
 use latchkey_oauth::{HttpClient, OAuthError, TokenResponse};
+use tokio_util::task::TaskTracker;
 
 use super::policy::{RefreshPolicy, is_expired};
+use crate::ops::Metrics;
 use crate::sealing::{self, Column};
 
 /// How long a refresh lease lasts; longer than the outbound request timeout.
@@ -61,6 +63,10 @@ struct Inner {
     /// Identifies this process as a lease holder.
     owner: String,
     inflight: Mutex<HashMap<ConnectionId, SharedRefresh>>,
+    /// Counts refreshes by outcome and times them.
+    metrics: Metrics,
+    /// The spawned refresh tasks, so that shutdown waits for them.
+    tasks: TaskTracker,
 }
 
 impl TokenService {
@@ -74,7 +80,21 @@ impl TokenService {
         policy: RefreshPolicy,
     ) -> Self {
         let owner = format!("{}-{}", std::process::id(), uuid::Uuid::new_v4());
-        Self { inner: Arc::new(Inner { store, keyring, http, clock, policy, owner, inflight: Mutex::default() }) }
+        let inflight = Mutex::default();
+        let (metrics, tasks) = (Metrics::default(), TaskTracker::new());
+        Self { inner: Arc::new(Inner { store, keyring, http, clock, policy, owner, inflight, metrics, tasks }) }
+    }
+
+    /// The metrics this service records (refreshes), shared with the rest of the server.
+    #[must_use]
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    /// The refresh tasks in flight; shutdown closes it and waits for them.
+    #[must_use]
+    pub fn tasks(&self) -> &TaskTracker {
+        &self.inner.tasks
     }
 
     /// The refresh policy in force.
@@ -214,8 +234,10 @@ impl TokenService {
             } else {
                 let inner = Arc::clone(&self.inner);
                 let task_id = id.clone();
-                let task = tokio::spawn(async move {
+                let task = self.inner.tasks.spawn(async move {
+                    let started = std::time::Instant::now();
                     let outcome = inner.refresh_once(&task_id, seen).await;
+                    inner.metrics.refresh_finished(&outcome, started.elapsed());
                     inner.inflight.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&task_id);
                     outcome
                 });

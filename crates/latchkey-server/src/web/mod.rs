@@ -22,12 +22,14 @@
 //! | `GET, POST /connections/{handle}/delete` | confirmation page; delete |
 //! | `GET /api-keys`, `POST /api-keys` | the API keys ("API Keys"); create, showing the key once |
 //! | `POST /api-keys/{id}/revoke` | revoke (a confirmation page first, without JavaScript) |
+//! | `GET, POST /settings/notifications` | the webhook: save (showing the signing secret once) or remove; recent events |
 
 mod api_keys;
 mod connections;
 pub mod csrf;
 mod form;
 mod login;
+mod notifications;
 pub mod login_limits;
 mod reply;
 pub mod rows;
@@ -57,5 +59,6 @@ pub fn routes() -> Router<SharedState> {
         .route("/connections/{handle}/reconnect", post(connections::reconnect))
         .route("/connections/{handle}/delete", get(connections::delete_page).post(connections::delete))
         .route("/api-keys", get(api_keys::list).post(api_keys::create))
+        .route("/settings/notifications", get(notifications::show).post(notifications::save))
         .route("/api-keys/{id}/revoke", post(api_keys::revoke))
 }

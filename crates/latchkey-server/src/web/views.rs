@@ -16,6 +16,8 @@ pub enum Section {
     Connections,
     /// "API Keys".
     ApiKeys,
+    /// "Notifications": the webhook.
+    Notifications,
 }
 
 /// The header's navigation for a logged-in person: who, where, and the log-out form's token.
@@ -49,6 +51,12 @@ impl Nav {
     #[must_use]
     pub fn on_api_keys(&self) -> bool {
         self.section == Section::ApiKeys
+    }
+
+    /// Whether the page belongs to the notifications.
+    #[must_use]
+    pub fn on_notifications(&self) -> bool {
+        self.section == Section::Notifications
     }
 }
 

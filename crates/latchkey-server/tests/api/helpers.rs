@@ -98,6 +98,10 @@ pub fn config_for(dir: &std::path::Path, options: &Options) -> Config {
         authorization_link_ttl: Duration::from_secs(600),
         api_rate_limit: options.api_rate_limit,
         device_poll_tick: Duration::from_millis(50),
+        ops: latchkey_server::ops::OpsConfig {
+            webhook_tick: Duration::from_millis(50),
+            ..latchkey_server::ops::OpsConfig::default()
+        },
     }
 }
 

@@ -1,0 +1,104 @@
+//! The webhook sender: wakes every tick, claims due events of the outbox (a lease, so that each event goes out
+//! from one replica), POSTs each signed, and records the attempt: delivered on a 2xx, otherwise retried with
+//! backoff until [`MAX_ATTEMPTS`], then failed.
+
+use latchkey_core::Timestamp;
+use latchkey_core::webhook::{AttemptOutcome, ClaimedEvent};
+use tokio_util::sync::CancellationToken;
+
+use super::{event_body, open_secret, retry_at, signature};
+use crate::state::SharedState;
+
+/// Attempts per event before it is marked failed (about two and a half hours of retries).
+pub const MAX_ATTEMPTS: i64 = 10;
+/// Events claimed per tick.
+const BATCH: u32 = 20;
+/// How long a claim holds; longer than the outbound request timeout.
+const LEASE_SECS: i64 = 60;
+
+/// Runs until `shutdown` is cancelled; a batch being delivered is finished first.
+pub async fn run_sender(state: SharedState, shutdown: CancellationToken) {
+    let owner = format!("webhooks-{}-{}", std::process::id(), uuid::Uuid::new_v4());
+    let tick = state.config.ops.webhook_tick;
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            () = tokio::time::sleep(tick) => {}
+        }
+        let now = state.clock.now();
+        let claimed = match state.store.claim_webhook_events(&owner, now, now.plus_secs(LEASE_SECS), BATCH).await {
+            Ok(claimed) => claimed,
+            Err(err) => {
+                tracing::warn!(error = %err, "the webhook sender could not read the outbox");
+                continue;
+            }
+        };
+        for event in claimed {
+            deliver(&state, &owner, event).await;
+        }
+    }
+}
+
+async fn deliver(state: &SharedState, owner: &str, claimed: ClaimedEvent) {
+    let event = &claimed.event;
+    let now = state.clock.now();
+    let attempt = event.attempts + 1;
+    let failure = |error: String| {
+        if attempt >= MAX_ATTEMPTS {
+            AttemptOutcome::Failed { error, at: now }
+        } else {
+            AttemptOutcome::Retry { error, retry_at: retry_at(now, attempt) }
+        }
+    };
+    let outcome = match &claimed.webhook {
+        None => AttemptOutcome::Failed { error: "the webhook was removed".to_owned(), at: now },
+        Some(webhook) => match open_secret(&state.keyring, webhook) {
+            Err(err) => failure(err.to_string()),
+            Ok(secret) => {
+                let body = event_body(event);
+                let header = signature::sign(&secret, now, &body);
+                let id = event.id.to_string();
+                match latchkey_oauth::post_webhook(&state.http, &webhook.url, &header, &id, body).await {
+                    Ok(status) if (200..300).contains(&status) => AttemptOutcome::Delivered { at: now },
+                    Ok(status) => failure(format!("the receiver answered HTTP {status}")),
+                    Err(err) => failure(describe(&err)),
+                }
+            }
+        },
+    };
+    record(state, owner, event.id, attempt, &outcome).await;
+}
+
+async fn record(state: &SharedState, owner: &str, id: i64, attempt: i64, outcome: &AttemptOutcome) {
+    let word = match outcome {
+        AttemptOutcome::Delivered { .. } => "delivered",
+        AttemptOutcome::Retry { .. } => "retry",
+        AttemptOutcome::Failed { .. } => "failed",
+    };
+    state.tokens.metrics().webhook_attempt(word);
+    match outcome {
+        AttemptOutcome::Delivered { .. } => tracing::debug!(event = id, attempt, "webhook delivered"),
+        AttemptOutcome::Retry { error, retry_at } => {
+            tracing::info!(event = id, attempt, error = %error, retry_at = %Timestamp::to_rfc3339(*retry_at), "webhook delivery failed; retrying later");
+        }
+        AttemptOutcome::Failed { error, .. } => {
+            tracing::warn!(event = id, attempt, error = %error, "webhook delivery failed for the last time");
+        }
+    }
+    match state.store.finish_webhook_event(id, owner, outcome).await {
+        Ok(true) => {}
+        Ok(false) => tracing::warn!(event = id, "a webhook event's claim expired before its attempt was recorded"),
+        Err(err) => tracing::warn!(event = id, error = %err, "could not record a webhook delivery"),
+    }
+}
+
+/// A failed attempt in words, naming the receiver (the client's messages are written about providers).
+fn describe(err: &latchkey_oauth::OAuthError) -> String {
+    use latchkey_oauth::OAuthError;
+    match err {
+        OAuthError::Unavailable { message, .. } | OAuthError::InvalidResponse { message } => {
+            format!("the receiver {message}")
+        }
+        other => other.to_string(),
+    }
+}
