@@ -542,7 +542,7 @@ impl Inner {
         let scope = response.scope.as_deref().map(printable).or_else(|| previous.and_then(|p| p.scope.clone()));
         // Kept values survive a refresh that does not repeat them; repeated ones are updated.
         let mut extra = previous.map(|p| p.extra.clone()).unwrap_or_default();
-        extra.extend(response.extra.iter().map(|(k, v)| (k.clone(), v.clone())));
+        extra.extend(response.extra.iter().map(|(k, v)| (printable(k), printable(v))));
         let stored = StoredTokens {
             access_token,
             refresh_token,

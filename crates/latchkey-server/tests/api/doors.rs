@@ -9,6 +9,7 @@ use reqwest::{Method, StatusCode};
 
 use crate::helpers::{Caller, TestApp, spawn_app};
 use crate::provider::{Canned, MockProvider};
+use crate::quirky::{self, Answer, Quirky, body, connect};
 
 /// The password `TestApp::caller` gives its users.
 const PASSWORD: &str = "correct horse battery";
@@ -230,5 +231,34 @@ async fn markup_from_the_provider_on_the_callback_page_is_inert() {
     let person = log_in(&app, "alice").await;
     let list = person.browser.get(app.url("/connections")).send().await.expect("list").text().await.expect("page");
     assert!(!list.contains("<script>alert") && !list.contains("<img"), "{list}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn kept_values_are_stored_without_control_characters() {
+    let app = spawn_app().await;
+    let provider = Quirky::start("client-1", "s").await;
+    provider.expires_in(None).callback_extra(&[("realmId", "46\u{1b}[2J20\u{7}")]).shape(|i| {
+        Answer::json(
+            200,
+            &serde_json::json!({"access_token": i.access, "refresh_token": i.refresh,
+                "instance_url": "https://acme\u{0}.example.com\r\nX-Injected: 1", "count": 7}),
+        )
+    });
+    let alice = app.caller("alice", None).await;
+    let overrides =
+        serde_json::json!({"keep_response_fields": ["instance_url", "count"], "keep_callback_params": ["realmId"]});
+    connect(&app, &alice, body("kept", &provider, "s", overrides)).await;
+
+    let expected = serde_json::json!({"instance_url": "https://acme.example.comX-Injected: 1", "count": "7",
+        "realmId": "46[2J20"});
+    assert_eq!(quirky::read(&app, &alice, "kept").await["extra"], expected);
+    let (_, token) = app.token(&alice, "kept").await;
+    assert_eq!(token["extra"], expected);
+    let connections = app.state.store.list_connections(&alice.user.id).await.expect("connections");
+    let stored = connections[0].tokens.as_ref().expect("tokens");
+    for (name, value) in &stored.extra {
+        assert!(!name.chars().chain(value.chars()).any(char::is_control), "{name}: {value:?}");
+    }
     app.stop().await;
 }

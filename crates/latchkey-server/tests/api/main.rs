@@ -6,6 +6,7 @@ mod flow;
 mod grants;
 mod guard;
 mod helpers;
+mod ownership;
 mod presets;
 mod provider;
 mod quirks_auth;
