@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 use super::{event_body, open_secret, retry_at, signature};
 use crate::state::SharedState;
 
-/// Attempts per event before it is marked failed (about two and a half hours of retries).
+/// Attempts per event before it is marked failed (retries spread over about an hour and a half).
 pub const MAX_ATTEMPTS: i64 = 10;
 /// Events claimed per tick.
 const BATCH: u32 = 20;
