@@ -2,7 +2,9 @@
 // - forms marked data-authorize (new, edit, reconnect) open the provider's consent page in a popup, and the
 //   list updates in place when the popup reports back (or closes);
 // - the handle field says, as you type, why a handle is refused (its format, or that you already have it);
-// - forms marked data-confirm ask first; Copy buttons copy.
+// - forms marked data-confirm ask first; Copy buttons copy;
+// - the service picker opens the chosen service's form; a device authorization's page refreshes its row until
+//   the connection is connected.
 // No inline handlers (the Content-Security-Policy forbids them): everything is wired here, by delegation, so
 // rows swapped in later work the same.
 (function () {
@@ -45,6 +47,8 @@
     if (!slot) { window.alert(message); return; }
     slot.textContent = message;
     slot.hidden = false;
+    var section = slot.closest("details");
+    if (section) { section.open = true; }
     if (slot.hasAttribute("data-status-note")) { slot.classList.add("problem"); }
     var input = field ? form.querySelector('[name="' + field + '"]') : null;
     if (input) {
@@ -105,6 +109,9 @@
         if (!fresh || !old) { return; }
         var focused = old.contains(document.activeElement) ? document.activeElement : null;
         var focusKey = focused ? (focused.textContent || "").trim() : null;
+        var usage = old.querySelector("details.usage");
+        var freshUsage = fresh.querySelector("details.usage");
+        if (usage && freshUsage) { freshUsage.open = usage.open; }
         old.replaceWith(fresh);
         if (fresh.getAttribute("data-status") !== "pending") { settle(handle); }
         if (focusKey) {
@@ -168,6 +175,14 @@
       });
     }).then(function (result) {
       var link = result.body && result.body.authorization_link;
+      var next = result.body && result.body.next;
+      if (result.ok && typeof next === "string" && next.charAt(0) === "/" && next.charAt(1) !== "/") {
+        // No consent window for this grant (client credentials, device code): on to the next page.
+        if (popup) { popup.close(); }
+        settle(handle);
+        window.location.assign(next);
+        return;
+      }
       if (result.ok && link) {
         remember(handle);
         if (popup && !popup.closed) {
@@ -292,10 +307,19 @@
     selection.addRange(range);
   }
 
+  // The text of a copy target: a field's value or an element's text. Several ids are copied together, as one
+  // snippet (the shared getOAuthToken function and a row's call).
+  function textOf(target) {
+    return "value" in target && target.tagName !== "BUTTON" ? target.value : target.textContent;
+  }
+
   function copy(button) {
-    var target = document.getElementById(button.getAttribute("data-copy-target"));
-    if (!target) { return; }
-    var text = "value" in target && target.tagName !== "BUTTON" ? target.value : target.textContent;
+    var targets = button.getAttribute("data-copy-target").split(/\s+/).map(function (id) {
+      return document.getElementById(id);
+    }).filter(Boolean);
+    if (targets.length === 0) { return; }
+    var target = targets[targets.length - 1];
+    var text = targets.map(textOf).join("\n\n");
     var label = button.getAttribute("data-label") || button.textContent;
     button.setAttribute("data-label", label);
     function show(words) {
@@ -315,6 +339,45 @@
     }
   }
 
+  // ---- The service picker -------------------------------------------------------------------------------
+
+  // Choosing another service with the pointer opens its form at once; from the keyboard, arrow keys only move
+  // the choice and Enter (or the Choose button) opens it, so that looking through the list does not navigate.
+  var pickerKeyed = false;
+
+  function pickService(select) {
+    if (pickerKeyed || select.value === select.getAttribute("data-current") || !select.form) { return; }
+    select.form.submit();
+  }
+
+  // ---- A device authorization under way -------------------------------------------------------------------
+
+  var DEVICE_POLL_MS = 2000;
+
+  // Refreshes the row until the connection is no longer pending or the code has expired.
+  function pollDevice(box) {
+    var handle = box.getAttribute("data-handle");
+    var expires = Number(box.getAttribute("data-expires-ms")) || 0;
+    var state = box.querySelector("[data-device-state]");
+    var timer = window.setInterval(function () {
+      refreshRow(handle).then(function () {
+        var row = rowOf(handle);
+        var status = row ? row.getAttribute("data-status") : "pending";
+        if (status !== "pending") {
+          window.clearInterval(timer);
+          if (state) {
+            state.textContent = status === "connected"
+              ? "Approved: the connection is connected."
+              : "The authorization did not complete: the connection below says why.";
+          }
+        } else if (Date.now() > expires) {
+          window.clearInterval(timer);
+          if (state) { state.textContent = "The code has expired: choose Reconnect for a new one."; }
+        }
+      });
+    }, DEVICE_POLL_MS);
+  }
+
   // ---- Wiring --------------------------------------------------------------------------------------------
 
   document.addEventListener("submit", function (event) {
@@ -329,6 +392,25 @@
     if (button) { copy(button); }
   });
 
+  document.addEventListener("keydown", function (event) {
+    var select = event.target;
+    if (!(select instanceof HTMLSelectElement) || !select.hasAttribute("data-service-picker")) { return; }
+    if (event.key === "Enter") {
+      pickerKeyed = false;
+      event.preventDefault();
+      if (select.form) { select.form.submit(); }
+    } else if (event.key !== "Tab") {
+      pickerKeyed = true;
+    }
+  });
+
+  document.addEventListener("pointerdown", function () { pickerKeyed = false; });
+
+  document.addEventListener("change", function (event) {
+    var select = event.target;
+    if (select instanceof HTMLSelectElement && select.hasAttribute("data-service-picker")) { pickService(select); }
+  });
+
   document.addEventListener("input", function (event) {
     var input = event.target;
     if (input instanceof HTMLInputElement && input.hasAttribute("data-handle-input")) { checkHandle(input); }
@@ -340,5 +422,6 @@
       // message (for example "already") when the form is fine.
       if (handleProblem(input.value)) { setHandleMessage(input, handleProblem(input.value)); }
     });
+    document.querySelectorAll("[data-device-poll]").forEach(pollDevice);
   });
 })();

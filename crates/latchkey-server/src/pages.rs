@@ -31,7 +31,9 @@ fn render(page: &FlowPage<'_>, status: StatusCode) -> Response {
 
 /// The page after a successful authorization.
 pub fn flow_success(state: &AppState, connection: &Connection) -> Response {
-    let message = format!("'{}' is connected. You can close this window.", connection.name);
+    // The same page ends a popup (which `callback.js` closes) and a flow that ran in the tab itself when the
+    // popup was blocked: it says what happened and leads back to the list, never "close this window".
+    let message = format!("'{}' is connected: scripts can now fetch its token.", connection.name);
     let origin = state.config.public_origin();
     let page = FlowPage {
         ok: true,

@@ -9,6 +9,8 @@ mod helpers;
 #[path = "api/provider.rs"]
 #[allow(dead_code, reason = "shared with the API tests; this file uses only part of it")]
 mod provider;
+#[path = "web/services.rs"]
+mod services;
 
 use std::time::Duration;
 
@@ -259,16 +261,20 @@ async fn the_list_shows_name_handle_status_and_how_to_use_it() {
     assert!(page.contains(">refreshed 10 min ago</time>"), "the last refresh, relative: {page}");
     assert!(page.contains("<time datetime=\"") && page.contains(" UTC\">"), "the exact times: {page}");
     assert!(page.contains("/api/v1/connections/crm/token") && page.contains("latchkey token crm"), "{page}");
-    let js = element_text(&page, "c-crm-js");
+    // The JavaScript function once for the whole list; each row only its call (a thousand rows stay light).
+    let js = element_text(&page, "js-function");
+    assert_eq!(page.matches("async function getOAuthToken").count(), 1, "{page}");
     assert!(js.starts_with("async function getOAuthToken(handle) {"), "{js}");
     assert!(js.contains("process.env.LATCHKEY_API_KEY"), "{js}");
     assert!(
         js.contains(&format!("fetch(\"{}\" + encodeURIComponent(handle)", app.url("/api/v1/connections/"))),
         "{js}"
     );
-    assert!(js.ends_with("const { token, error } = await getOAuthToken('crm')"), "{js}");
+    assert_eq!(element_text(&page, "c-crm-js"), "const { token, error } = await getOAuthToken('crm')");
     assert!(element_text(&page, "c-crm-curl").contains("Authorization: Bearer $LATCHKEY_API_KEY"));
-    assert_eq!(page.matches("data-copy-target=\"c-crm-").count(), 3, "a Copy button per snippet");
+    assert_eq!(page.matches("data-copy-target=\"c-crm-").count(), 2, "a Copy button for curl and the CLI");
+    assert!(page.contains("data-copy-target=\"js-function c-crm-js\""), "the JavaScript copy takes both: {page}");
+    assert!(page.contains("<details class=\"usage\"><summary>Use it</summary>"), "snippets fold away: {page}");
     assert!(!page.contains(&client_secret), "no secret on the page");
     for token in provider.issued_tokens() {
         assert!(!page.contains(&token), "no token on the page");

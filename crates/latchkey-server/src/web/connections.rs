@@ -2,7 +2,11 @@
 //!
 //! Saving and reconnecting answer in one of two ways. `app.js` posts with `Accept: application/json` and gets
 //! `{"authorization_link": ...}` (or `{"error", "field"}`), which it opens in a popup. A plain form post gets a
-//! 303 to the authorization link, or the form again with the error next to its field.
+//! 303 to the authorization link, or the form again with the error next to its field. Grants without a browser
+//! step answer `{"next": ...}` (a 303 there without JavaScript): a client credentials connection fetches its
+//! first token while saving and leads back to the list; a device code connection leads to its device page.
+//!
+//! `GET /connections/new?provider=<id>` is the form of a preset: it asks only what that provider needs.
 //!
 //! Two small endpoints serve `app.js`: the handle check as the person types, and one row of the list, swapped in
 //! when an authorization ends, so the list updates in place.
@@ -12,22 +16,27 @@ use axum::extract::{Path, Query, State};
 use axum::http::header::CACHE_CONTROL;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
+use latchkey_core::audit::Actor;
 use latchkey_core::model::{Connection, ConnectionSummary};
+use latchkey_core::settings::GrantType;
 use latchkey_core::{Error, Handle};
 use serde::{Deserialize, Serialize};
 
+use super::advanced;
 use super::csrf::{self, SameOrigin};
-use super::form::{ConnectionForm, FORM_FIELDS, FormError, FormValues, TokenForm, WebForm, form_error};
+use super::form::{
+    ConnectionForm, FORM_FIELDS, FormError, FormValues, PRESET_FORM_FIELDS, TokenForm, WebForm, form_error,
+};
 use super::reply;
-use super::rows::ConnectionRow;
+use super::rows::{self, ConnectionRow};
 use super::services;
 use super::session::WebUser;
 use super::views::{ConfirmPage, ConnectionFormPage, ListPage, Nav, RowFragment};
-use crate::service::connections as service;
+use crate::service::connections::{self as service, Authorizing, ConnectionInput};
 use crate::state::SharedState;
 
 /// A handle from the path; one that cannot exist is simply not found.
-fn parse_handle(raw: &str) -> Result<Handle, Error> {
+pub(super) fn parse_handle(raw: &str) -> Result<Handle, Error> {
     Handle::parse(raw)
         .map_err(|_| Error::NotFound(format!("you have no connection with the handle '{}'", raw.escape_debug())))
 }
@@ -48,6 +57,7 @@ async fn list_page(state: &SharedState, web: &WebUser, status: StatusCode, notic
         rows: connections.iter().map(|c| ConnectionRow::new(c, &state.config, now)).collect(),
         redirect_uri: state.config.default_redirect_uri(),
         public_url: state.config.public(""),
+        js_function: rows::js_function(&state.config),
         notice,
         error,
     };
@@ -73,6 +83,11 @@ fn form_page(
         Some(c) => (format!("Edit “{}”", c.name), format!("/connections/{}/edit", c.handle)),
         None => ("Connect to Service".to_owned(), "/connections".to_owned()),
     };
+    // A preset's own form when creating from it; editing shows every setting, whatever the provider.
+    let preset = if existing.is_none() { services::preset_form(&values.provider, &values.params) } else { None };
+    let shown_fields: &'static [&'static str] = if preset.is_some() { &PRESET_FORM_FIELDS } else { &FORM_FIELDS };
+    let error = error.on(shown_fields);
+    let advanced_open = preset.is_none() && advanced::ADVANCED_FIELDS.iter().any(|f| !error.for_field(f).is_empty());
     let page = ConnectionFormPage {
         nav: Some(Nav::of(&web.session, &web.user)),
         csrf: web.session.csrf_token.clone(),
@@ -81,9 +96,12 @@ fn form_page(
         action,
         redirect_uri: state.config.default_redirect_uri(),
         services: services::options(&values.provider),
+        service_label: services::label(&values.provider).to_owned(),
+        preset,
         values,
         secret_stored: existing.is_some_and(|c| c.client_secret.is_some()),
         error,
+        advanced_open,
     };
     reply::page(status, &page)
 }
@@ -161,9 +179,35 @@ pub async fn handle_check(
     }
 }
 
-/// `GET /connections/new`: the empty form.
-pub async fn new_form(State(state): State<SharedState>, web: WebUser) -> Response {
-    form_page(&state, &web, None, FormValues::default(), StatusCode::OK, FormError::none())
+/// The service chosen in the picker.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct NewQuery {
+    provider: String,
+}
+
+/// `GET /connections/new`: the empty form of Custom OAuth 2.0, or of the preset `?provider=<id>` (an unknown id
+/// shows the custom form).
+pub async fn new_form(State(state): State<SharedState>, web: WebUser, Query(query): Query<NewQuery>) -> Response {
+    let values = crate::presets::get(query.provider.trim()).map_or_else(FormValues::default, FormValues::for_preset);
+    form_page(&state, &web, None, values, StatusCode::OK, FormError::none())
+}
+
+/// What follows a save or a reconnect, by grant: the authorization popup; for client credentials the first
+/// token, fetched now (a refusal is recorded on the connection and shown in its row), then the list; for the
+/// device code, the page that shows the code.
+async fn next_step(state: &SharedState, json: bool, status: StatusCode, done: &Authorizing) -> Response {
+    let handle = &done.connection.handle;
+    match done.connection.settings.grant_type {
+        GrantType::AuthorizationCode => reply::authorize(json, status, &done.authorization_link),
+        GrantType::DeviceCode => reply::next(json, status, &format!("/connections/{handle}/device")),
+        GrantType::ClientCredentials => {
+            if let Err(err) = state.tokens.token(&done.connection, true, &Actor::WebSession).await {
+                tracing::info!(handle = %handle, error = %err, "the first client credentials token request failed");
+            }
+            reply::next(json, status, &format!("/connections#c-{handle}"))
+        }
+    }
 }
 
 /// `POST /connections`: creates the connection, then on to its authorization link.
@@ -175,11 +219,15 @@ pub async fn create(
     WebForm(form): WebForm<ConnectionForm>,
 ) -> Response {
     let json = reply::wants_json(&headers);
-    if let Some(refused) = csrf::refusal(&web.session, &form.csrf, json) {
+    if let Some(refused) = csrf::refusal(&web.session, form.csrf(), json) {
         return refused;
     }
-    match service::create(&state, &web.user, form.to_input(false)).await {
-        Ok(done) => reply::authorize(json, StatusCode::CREATED, &done.authorization_link),
+    let created = match form.to_input(false) {
+        Ok(input) => service::create(&state, &web.user, &Actor::WebSession, input).await,
+        Err(err) => Err(err),
+    };
+    match created {
+        Ok(done) => next_step(&state, json, StatusCode::CREATED, &done).await,
         Err(err) if json => reply::failure(&err, true, None),
         Err(err) => {
             let (status, error) = form_error(&err, &FORM_FIELDS);
@@ -213,15 +261,19 @@ pub async fn edit(
     WebForm(form): WebForm<ConnectionForm>,
 ) -> Response {
     let json = reply::wants_json(&headers);
-    if let Some(refused) = csrf::refusal(&web.session, &form.csrf, json) {
+    if let Some(refused) = csrf::refusal(&web.session, form.csrf(), json) {
         return refused;
     }
     let handle = match parse_handle(&raw) {
         Ok(handle) => handle,
         Err(err) => return reply::failure(&err, json, Some(Nav::of(&web.session, &web.user))),
     };
-    let err = match service::update(&state, &web.user, &handle, form.to_input(true)).await {
-        Ok(done) => return reply::authorize(json, StatusCode::OK, &done.authorization_link),
+    let saved = match form.to_input(true) {
+        Ok(input) => update_changed(&state, &web, &handle, input).await,
+        Err(err) => Err(err),
+    };
+    let err = match saved {
+        Ok(done) => return next_step(&state, json, StatusCode::OK, &done).await,
         Err(err) => err,
     };
     if json {
@@ -235,6 +287,25 @@ pub async fn edit(
         }
         Err(find_err) => reply::failure(&find_err, false, Some(Nav::of(&web.session, &web.user))),
     }
+}
+
+/// Saves the edit form. The form sends every setting back; an issuer and connection parameters that did not
+/// change are left out, so that saving does not fetch the issuer's metadata again.
+async fn update_changed(
+    state: &SharedState,
+    web: &WebUser,
+    handle: &Handle,
+    mut input: ConnectionInput,
+) -> Result<Authorizing, Error> {
+    let existing = service::find(state, &web.user, handle).await?;
+    let stored = &existing.settings;
+    if input.issuer.as_deref().unwrap_or_default() == stored.issuer.as_deref().unwrap_or_default() {
+        input.issuer = None;
+    }
+    if input.connection_params.as_ref().is_some_and(|p| *p == stored.connection_params) {
+        input.connection_params = None;
+    }
+    service::update(state, &web.user, &Actor::WebSession, handle, input).await
 }
 
 /// `POST /connections/{handle}/reconnect`: a fresh authorization link.
@@ -251,11 +322,11 @@ pub async fn reconnect(
         return refused;
     }
     let result = match parse_handle(&raw) {
-        Ok(handle) => service::authorize(&state, &web.user, &handle).await,
+        Ok(handle) => service::authorize(&state, &web.user, &Actor::WebSession, &handle).await,
         Err(err) => Err(err),
     };
     match result {
-        Ok(done) => reply::authorize(json, StatusCode::OK, &done.authorization_link),
+        Ok(done) => next_step(&state, json, StatusCode::OK, &done).await,
         Err(err) if json => reply::failure(&err, true, None),
         Err(err) => list_with_error(&state, &web, &err).await,
     }
@@ -313,7 +384,7 @@ pub async fn delete(
             Err(err) => list_with_error(&state, &web, &err).await,
         };
     }
-    match service::delete(&state, &web.user, &handle).await {
+    match service::delete(&state, &web.user, &Actor::WebSession, &handle).await {
         Ok(()) if json => StatusCode::NO_CONTENT.into_response(),
         Ok(()) => Redirect::to(&format!("/connections?deleted={handle}")).into_response(),
         Err(err) if json => reply::failure(&err, true, None),

@@ -14,9 +14,10 @@
 //! | `GET, POST /login`, `POST /logout` | log in and out |
 //! | `GET, POST /setup/{token}` | first-run set-up: creates the administrator |
 //! | `GET /connections`, `POST /connections` | the list ("OAuth2 Tokens"); create |
-//! | `GET /connections/new` | the empty connection form |
+//! | `GET /connections/new` | the empty connection form; `?provider=<id>`: the form of that preset |
 //! | `GET /connections/handle-check?handle=` | `{"ok", "message"}`: whether the person can use that handle |
 //! | `GET /connections/{handle}/row` | one row of the list, as an HTML fragment |
+//! | `GET /connections/{handle}/device` | a device authorization under way: the code to enter, the row |
 //! | `GET, POST /connections/{handle}/edit` | the pre-filled form; save |
 //! | `POST /connections/{handle}/reconnect` | a fresh authorization link |
 //! | `GET, POST /connections/{handle}/delete` | confirmation page; delete |
@@ -24,9 +25,11 @@
 //! | `POST /api-keys/{id}/revoke` | revoke (a confirmation page first, without JavaScript) |
 //! | `GET, POST /settings/notifications` | the webhook: save (showing the signing secret once) or remove; recent events |
 
+mod advanced;
 mod api_keys;
 mod connections;
 pub mod csrf;
+mod device;
 mod form;
 mod login;
 mod notifications;
@@ -55,6 +58,7 @@ pub fn routes() -> Router<SharedState> {
         .route("/connections/new", get(connections::new_form))
         .route("/connections/handle-check", get(connections::handle_check))
         .route("/connections/{handle}/row", get(connections::row))
+        .route("/connections/{handle}/device", get(device::device_page))
         .route("/connections/{handle}/edit", get(connections::edit_form).post(connections::edit))
         .route("/connections/{handle}/reconnect", post(connections::reconnect))
         .route("/connections/{handle}/delete", get(connections::delete_page).post(connections::delete))

@@ -124,6 +124,21 @@ pub fn authorize(json: bool, status: StatusCode, link: &str) -> Response {
     }
 }
 
+#[derive(Serialize)]
+struct Next<'a> {
+    next: &'a str,
+}
+
+/// The next page after a save that needs no popup: `{"next": ...}` with `status` for `app.js` (which goes
+/// there), or a 303 there for a plain form post.
+pub fn next(json: bool, status: StatusCode, path: &str) -> Response {
+    if json {
+        (status, [(CACHE_CONTROL, "no-store")], Json(Next { next: path })).into_response()
+    } else {
+        Redirect::to(path).into_response()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use axum::http::HeaderValue;

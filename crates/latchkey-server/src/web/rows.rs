@@ -40,7 +40,7 @@ pub struct ConnectionRow {
     pub curl: String,
     /// The CLI fetching its token.
     pub cli: String,
-    /// A JavaScript (Node 18+) function and the call that fetches its token.
+    /// The JavaScript call that fetches its token, with the list's one `getOAuthToken` function.
     pub js: String,
 }
 
@@ -71,7 +71,7 @@ impl ConnectionRow {
             needs_attention: connection.status != Status::Connected,
             curl: curl_snippet(config, &handle),
             cli: format!("latchkey token {handle}"),
-            js: js_snippet(config, &handle),
+            js: js_call(&handle),
             handle,
         }
     }
@@ -98,10 +98,16 @@ pub fn curl_snippet(config: &Config, handle: &str) -> String {
     format!("curl -H \"Authorization: Bearer $LATCHKEY_API_KEY\" {url}")
 }
 
-/// A JavaScript snippet, runnable as an ES module in Node 18 or later, that asks latchkey for the token of
-/// `handle` and answers `{ token, error }`: the token and `null`, or `null` and a sentence saying what failed.
+/// The one line that asks for the token of `handle` with [`js_function`].
 #[must_use]
-pub fn js_snippet(config: &Config, handle: &str) -> String {
+pub fn js_call(handle: &str) -> String {
+    format!("const {{ token, error }} = await getOAuthToken('{handle}')")
+}
+
+/// The JavaScript function `getOAuthToken(handle)`, shown once on the list and runnable as an ES module in Node
+/// 18 or later: it answers `{ token, error }`, the token and `null`, or `null` and a sentence saying what failed.
+#[must_use]
+pub fn js_function(config: &Config) -> String {
     // A JSON string is a valid JavaScript string literal, whatever the public URL holds.
     let base = serde_json::to_string(&config.public("/api/v1/connections/")).unwrap_or_else(|_| "\"/\"".to_owned());
     format!(
@@ -118,9 +124,7 @@ pub fn js_snippet(config: &Config, handle: &str) -> String {
   }} catch (err) {{
     return {{ token: null, error: `latchkey could not be reached: ${{err.message}}` }}
   }}
-}}
-
-const {{ token, error }} = await getOAuthToken('{handle}')"
+}}"
     )
 }
 

@@ -1,5 +1,5 @@
-//! The services the connection form's picker offers. "Custom OAuth 2.0" comes first; a provider preset adds
-//! one line to [`SERVICES`].
+//! The services the connection form's picker offers: "Custom OAuth 2.0" first, then every provider preset
+//! ([`crate::presets::all`]) by name.
 
 /// A service of the picker: the connection's `provider` value and its name for people.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -8,7 +8,7 @@ pub struct Service {
     pub label: &'static str,
 }
 
-/// The picker's services, in the order shown.
+/// The services that are not presets, first in the picker.
 pub const SERVICES: &[Service] = &[Service { id: "custom", label: "Custom OAuth 2.0" }];
 
 /// The name people see for the provider `id`: the picker's, else the preset's (a connection made from a preset
@@ -29,18 +29,80 @@ pub struct ServiceOption {
     pub selected: bool,
 }
 
-/// The picker's options with `current` selected. A provider the picker does not know (set through the API) is
-/// offered too, so that saving the form never changes it silently.
+/// The picker's options with `current` selected: "Custom OAuth 2.0", then the presets by name. A provider the
+/// picker does not know is offered too, so that saving the form never changes it silently.
 #[must_use]
 pub fn options(current: &str) -> Vec<ServiceOption> {
+    let mut presets: Vec<&crate::presets::Preset> = crate::presets::all().iter().collect();
+    presets.sort_by_cached_key(|p| p.name.to_lowercase());
     let mut options: Vec<ServiceOption> = SERVICES
         .iter()
         .map(|s| ServiceOption { id: s.id.to_owned(), label: s.label.to_owned(), selected: s.id == current })
+        .chain(presets.into_iter().map(|p| ServiceOption {
+            id: p.id.clone(),
+            label: p.name.clone(),
+            selected: p.id == current,
+        }))
         .collect();
     if !current.is_empty() && !options.iter().any(|o| o.selected) {
         options.push(ServiceOption { id: current.to_owned(), label: label(current).to_owned(), selected: true });
     }
     options
+}
+
+/// What a preset's form asks for, besides the fields every connection has.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PresetForm {
+    pub id: String,
+    pub name: String,
+    /// The provider's own OAuth documentation (a URL from the preset file).
+    pub docs_url: String,
+    /// Quirks worth knowing when registering the client; may be "".
+    pub notes: String,
+    /// A public client: no client secret to ask for.
+    pub public_client: bool,
+    /// One field per connection parameter.
+    pub params: Vec<ParamField>,
+}
+
+/// One connection parameter's field of a preset's form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParamField {
+    /// The form field's name, `param.<name>`.
+    pub field: String,
+    /// The element id, `param-<name>`.
+    pub id: String,
+    pub label: String,
+    pub hint: String,
+    pub value: String,
+    /// Without a default, the value must be given.
+    pub required: bool,
+}
+
+/// The form of the preset `id`, with the parameter values `values` (as typed, or the defaults); `None` for
+/// `custom` or an unknown id.
+#[must_use]
+pub fn preset_form(id: &str, values: &std::collections::BTreeMap<String, String>) -> Option<PresetForm> {
+    let preset = crate::presets::get(id)?;
+    Some(PresetForm {
+        id: preset.id.clone(),
+        name: preset.name.clone(),
+        docs_url: preset.docs_url.clone(),
+        notes: preset.notes.clone(),
+        public_client: preset.client_auth == latchkey_core::settings::ClientAuth::None,
+        params: preset
+            .connection_params
+            .iter()
+            .map(|p| ParamField {
+                field: format!("{}{}", super::form::PARAM_PREFIX, p.name),
+                id: format!("param-{}", p.name),
+                label: p.label.clone(),
+                hint: p.hint.clone(),
+                value: values.get(&p.name).cloned().unwrap_or_default(),
+                required: p.default.is_none(),
+            })
+            .collect(),
+    })
 }
 
 #[cfg(test)]
@@ -60,10 +122,27 @@ mod tests {
     #[test]
     fn an_unknown_provider_stays_selected() {
         let known = options("custom");
-        assert_eq!(known.len(), SERVICES.len());
-        assert!(known[0].selected);
+        assert_eq!(known.len(), SERVICES.len() + crate::presets::all().len());
+        assert!(known[0].selected && known[0].label == "Custom OAuth 2.0");
+        let names: Vec<String> = known[1..].iter().map(|o| o.label.to_lowercase()).collect();
+        assert!(names.windows(2).all(|w| w[0] <= w[1]), "presets by name: {names:?}");
+        assert!(options("github").iter().any(|o| o.id == "github" && o.selected));
         let unknown = options("acme");
         assert!(!unknown[0].selected);
         assert!(unknown.last().is_some_and(|o| o.id == "acme" && o.selected));
+    }
+
+    #[test]
+    fn a_preset_form_asks_for_its_parameters() {
+        let values = std::collections::BTreeMap::from([("subdomain".to_owned(), "acme".to_owned())]);
+        let form = preset_form("zendesk", &values).expect("the zendesk preset");
+        assert_eq!(form.name, "Zendesk");
+        assert_eq!(form.params.len(), 1);
+        assert_eq!(form.params[0].field, "param.subdomain");
+        assert_eq!(form.params[0].value, "acme");
+        assert!(form.params[0].required);
+        assert!(!form.public_client);
+        assert!(preset_form("custom", &values).is_none());
+        assert!(preset_form("nope", &values).is_none());
     }
 }

@@ -5,9 +5,10 @@
 use askama::Template;
 use latchkey_core::model::{Session, User};
 
+use super::device::DeviceBox;
 use super::form::{FormError, FormValues};
 use super::rows::{ApiKeyRow, ConnectionRow};
-use super::services::ServiceOption;
+use super::services::{PresetForm, ServiceOption};
 
 /// The part of the Settings area a page belongs to, for the navigation's `aria-current`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,6 +106,8 @@ pub struct ListPage {
     pub redirect_uri: String,
     /// The public URL, for `LATCHKEY_URL`.
     pub public_url: String,
+    /// The JavaScript function every row's one-line call uses, shown once.
+    pub js_function: String,
     /// A sentence about the last action that went well ("'crm' was deleted"), or "".
     pub notice: String,
     /// An error from the last action (reconnect, delete), or "".
@@ -131,12 +134,37 @@ pub struct ConnectionFormPage {
     pub action: String,
     /// The default redirect URL, to copy into the provider's console.
     pub redirect_uri: String,
-    /// The service picker's options.
+    /// The service picker's options (on the create form; the edit form names its service).
     pub services: Vec<ServiceOption>,
+    /// The service's name for people, on the edit form.
+    pub service_label: String,
+    /// The chosen preset's form, when creating from a preset: only what that provider needs is asked.
+    pub preset: Option<PresetForm>,
     pub values: FormValues,
     /// A client secret is stored: the field stays empty and says so.
     pub secret_stored: bool,
     pub error: FormError,
+    /// The Advanced section starts open: an error sits in it.
+    pub advanced_open: bool,
+}
+
+impl ConnectionFormPage {
+    /// Whether the form asks for a client secret: always, except for a preset of a public client.
+    #[must_use]
+    pub fn asks_secret(&self) -> bool {
+        !self.preset.as_ref().is_some_and(|p| p.public_client)
+    }
+}
+
+/// The page of a device authorization under way: the code to type, where, and the row that turns connected.
+#[derive(Template)]
+#[template(path = "web/device.html")]
+pub struct DevicePage {
+    pub nav: Option<Nav>,
+    pub csrf: String,
+    pub row: ConnectionRow,
+    /// The codes to show; `None` when no device authorization is under way.
+    pub device: Option<DeviceBox>,
 }
 
 /// A confirmation before something that cannot be undone, for browsers without JavaScript (with it, `app.js`
