@@ -162,7 +162,7 @@ async fn sigterm_lets_a_held_refresh_finish_and_exits_cleanly() {
     assert_eq!(response.status().as_u16(), 200, "the request in flight finishes");
     let body: Value = response.json().await.expect("json");
     let refreshed = body["token"].as_str().expect("token").to_owned();
-    let newest = provider.issued_tokens().into_iter().filter(|t| t.starts_with("at-")).last().expect("issued");
+    let newest = provider.issued_tokens().into_iter().rfind(|t| t.starts_with("at-")).expect("issued");
     assert_eq!(refreshed, newest, "the answer carries the provider's new token");
     let (clean, logs) = server.exit().await;
     assert!(clean, "exit status 0 after SIGTERM:\n{logs}");
@@ -230,7 +230,7 @@ async fn sigterm_waits_for_a_refresh_whose_caller_went_away() {
     provider.release();
     let (clean, logs) = server.exit().await;
     assert!(clean, "{logs}");
-    let newest = provider.issued_tokens().into_iter().filter(|t| t.starts_with("at-")).last().expect("issued");
+    let newest = provider.issued_tokens().into_iter().rfind(|t| t.starts_with("at-")).expect("issued");
 
     let calls = provider.refresh_calls().len();
     let restarted = serve(dir.path()).await;
