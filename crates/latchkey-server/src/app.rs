@@ -138,7 +138,8 @@ impl Application {
             })
             .into_future();
         let webhooks = tokio::spawn(crate::webhooks::run_sender(Arc::clone(&state), shutdown.clone()));
-        let background = vec![refresher, device_poller, sweeper, webhooks];
+        let key_watcher = tokio::spawn(crate::keys::watch::watch_key_file(Arc::clone(&state), shutdown.clone()));
+        let background = vec![refresher, device_poller, sweeper, webhooks, key_watcher];
         let grace = state.config.ops.shutdown_grace;
         crate::ops::shutdown::serve_and_drain(server, background, state.tokens.tasks(), &shutdown, grace).await
     }

@@ -34,6 +34,9 @@ pub enum Command {
     /// Manage API keys.
     #[command(subcommand, name = "api-keys")]
     ApiKeys(ApiKeysCommand),
+    /// Rotate and retire master keys.
+    #[command(subcommand)]
+    Keys(crate::keys::cli::KeysCommand),
     /// Print a fresh access token from a running server (LATCHKEY_URL, LATCHKEY_API_KEY).
     Token {
         /// The connection's handle.
@@ -122,6 +125,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             write_stdout(key.expose())?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Keys(command) => crate::keys::cli::run(command, &cli.settings).await,
         Command::Token { handle, force_refresh, url } => fetch_token(&url, &handle, force_refresh).await,
     }
 }

@@ -8,6 +8,7 @@ pub mod bootstrap;
 pub mod cli;
 pub mod config;
 pub mod flows;
+pub mod keys;
 pub mod ops;
 pub mod pages;
 pub mod presets;
