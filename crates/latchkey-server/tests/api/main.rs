@@ -17,3 +17,4 @@ mod refresh;
 mod replicas;
 mod storage;
 mod validation;
+mod webhooks;
