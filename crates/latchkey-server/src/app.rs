@@ -78,6 +78,7 @@ impl Application {
             let _ = config.public_url.set_port(Some(bound.port()));
         }
         let api_limits = ApiRateLimiter::new(config.api_rate_limit);
+        let audit = crate::audit::AuditLog::new(Arc::clone(&store), Arc::clone(&clock));
         let state = Arc::new(AppState {
             config,
             store,
@@ -87,6 +88,7 @@ impl Application {
             tokens,
             api_limits,
             login_limits: crate::web::login_limits::LoginLimiter::default(),
+            audit,
             shutdown: CancellationToken::new(),
         });
         let setup_link = setup::prepare(&state).await?;
@@ -141,7 +143,16 @@ impl Application {
         let key_watcher = tokio::spawn(crate::keys::watch::watch_key_file(Arc::clone(&state), shutdown.clone()));
         let background = vec![refresher, device_poller, sweeper, webhooks, key_watcher];
         let grace = state.config.ops.shutdown_grace;
-        crate::ops::shutdown::serve_and_drain(server, background, state.tokens.tasks(), &shutdown, grace).await
+        let audit_stop = CancellationToken::new();
+        let audit_flusher = state.audit.start(audit_stop.clone());
+        let served =
+            crate::ops::shutdown::serve_and_drain(server, background, state.tokens.tasks(), &shutdown, grace).await;
+        // Requests and refreshes are done: write what the audit buffer still holds before returning.
+        audit_stop.cancel();
+        if let Some(flusher) = audit_flusher {
+            let _ = flusher.await;
+        }
+        served
     }
 }
 

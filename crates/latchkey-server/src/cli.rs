@@ -119,9 +119,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     format!("there is no user '{username}': create it with 'latchkey users create'")
                 })?;
             let now = latchkey_core::Clock::now(&SystemClock);
-            let (_, key) = api_keys::create(store.as_ref(), &user, &name, handles, now)
+            let (record, key) = api_keys::create(store.as_ref(), &user, &name, handles, now)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
+            if let Err(err) = crate::audit::record_api_key_created(store.as_ref(), &record, now).await {
+                eprintln!("warning: the API key was created, but its audit record could not be written: {err}");
+            }
             write_stdout(key.expose())?;
             Ok(ExitCode::SUCCESS)
         }

@@ -4,6 +4,7 @@
 pub mod api;
 pub mod app;
 pub mod assets;
+pub mod audit;
 pub mod bootstrap;
 pub mod cli;
 pub mod config;

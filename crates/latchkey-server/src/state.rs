@@ -23,6 +23,8 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     pub tokens: TokenService,
     pub api_limits: ApiRateLimiter,
+    /// The audit log: buffered token-read records and direct writes of changes.
+    pub audit: crate::audit::AuditLog,
     /// Log-in attempts per client address and per username.
     pub login_limits: LoginLimiter,
     /// Cancelled when the server shuts down; long-running tasks watch it.

@@ -58,7 +58,7 @@ pub async fn create(
     {
         caller.require(&handle)?;
     }
-    let done = connections::create(&state, &caller.user, input).await?;
+    let done = connections::create(&state, &caller.user, &caller.actor(), input).await?;
     Ok((StatusCode::CREATED, Json(authorizing(&state, &done).await?)))
 }
 
@@ -101,7 +101,7 @@ pub async fn update(
 ) -> ApiResult<Json<AuthorizingEnvelope>> {
     let handle = parse_handle(&raw)?;
     caller.require(&handle)?;
-    let done = connections::update(&state, &caller.user, &handle, input).await?;
+    let done = connections::update(&state, &caller.user, &caller.actor(), &handle, input).await?;
     Ok(Json(authorizing(&state, &done).await?))
 }
 
@@ -116,7 +116,7 @@ pub async fn delete(
 ) -> ApiResult<StatusCode> {
     let handle = parse_handle(&raw)?;
     caller.require(&handle)?;
-    connections::delete(&state, &caller.user, &handle).await?;
+    connections::delete(&state, &caller.user, &caller.actor(), &handle).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -132,6 +132,6 @@ pub async fn authorize(
 ) -> ApiResult<Json<AuthorizingEnvelope>> {
     let handle = parse_handle(&raw)?;
     caller.require(&handle)?;
-    let done = connections::authorize(&state, &caller.user, &handle).await?;
+    let done = connections::authorize(&state, &caller.user, &caller.actor(), &handle).await?;
     Ok(Json(authorizing(&state, &done).await?))
 }

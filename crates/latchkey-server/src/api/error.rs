@@ -42,7 +42,9 @@ impl ApiError {
             Error::Invalid { field, .. } => field.clone(),
             _ => None,
         };
-        let error = if status.is_server_error() && status != StatusCode::BAD_GATEWAY {
+        // 502 says what the provider did and 503 what to wait for; other 5xx bodies show no internals.
+        let said = [StatusCode::BAD_GATEWAY, StatusCode::SERVICE_UNAVAILABLE];
+        let error = if status.is_server_error() && !said.contains(&status) {
             "latchkey failed on its side; the server log has the details".to_owned()
         } else {
             self.0.to_string()

@@ -65,6 +65,12 @@ pub struct ApiCaller {
 }
 
 impl ApiCaller {
+    /// Who this caller is in the audit log.
+    #[must_use]
+    pub fn actor(&self) -> latchkey_core::audit::Actor {
+        crate::audit::api_key_actor(&self.key)
+    }
+
     /// Refuses handles outside the key's limits.
     ///
     /// # Errors

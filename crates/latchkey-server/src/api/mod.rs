@@ -1,5 +1,6 @@
 //! The JSON API of CONTRACT.md under `/api/v1`, authenticated by API keys.
 
+mod audit;
 mod connections;
 pub mod error;
 pub mod extract;
@@ -29,6 +30,8 @@ pub fn routes() -> Router<SharedState> {
         )
         .route("/api/v1/connections/{handle}/authorize", post(connections::authorize))
         .route("/api/v1/connections/{handle}/token", get(token::token))
+        .route("/api/v1/connections/{handle}/audit", get(audit::connection_records))
+        .route("/api/v1/audit", get(audit::user_records))
         .route("/api/v1/providers", get(providers::list))
 }
 

@@ -29,10 +29,12 @@ impl Modify for ApiKeyScheme {
         super::connections::delete,
         super::connections::authorize,
         super::token::token,
+        super::audit::connection_records,
+        super::audit::user_records,
         super::providers::list,
     ),
     components(schemas(ErrorBody, ConnectionInput, ConnectionView, ConnectionEnvelope, AuthorizingEnvelope, ConnectionList, TokenBody,
-        ProviderList, ProviderView, ProviderParamView)),
+        ProviderList, ProviderView, ProviderParamView, super::audit::AuditPage, super::audit::AuditRecordView)),
     modifiers(&ApiKeyScheme),
 )]
 struct ApiDoc;

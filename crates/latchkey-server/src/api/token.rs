@@ -6,6 +6,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::header::{CACHE_CONTROL, PRAGMA};
 use axum::http::request::Parts;
 use axum::response::IntoResponse;
+use latchkey_core::model::{ApiKey, Connection};
 use latchkey_core::{Error, Handle, Timestamp};
 use serde::Deserialize;
 
@@ -13,6 +14,7 @@ use super::error::{ApiResult, ErrorBody};
 use super::extract::{bearer_key, check_key};
 use super::views::TokenBody;
 use crate::state::SharedState;
+use crate::tokens::FreshToken;
 
 /// Query of the token endpoint.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
@@ -29,7 +31,8 @@ pub struct TokenQuery {
         (status = 200, body = TokenBody, description = "A valid access token; the response carries Cache-Control: no-store"),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody, description = "not authorized yet, needs re-authorization, or expired without a refresh token"),
-        (status = 502, body = ErrorBody, description = "the provider failed")))]
+        (status = 502, body = ErrorBody, description = "the provider failed"),
+        (status = 503, body = ErrorBody, description = "the audit log cannot be written: no token is handed out unrecorded")))]
 pub async fn token(
     State(state): State<SharedState>,
     Path(raw): Path<String>,
@@ -46,17 +49,11 @@ pub async fn token(
         None => return Err(check_key(None).err().unwrap_or_else(|| Error::Unauthorized(String::new())).into()),
     };
     check_key(Some(&key))?;
-    state.api_limits.check(&key.id, &key.name)?;
-    if !key.allows(&handle) {
-        return Err(Error::Forbidden(format!(
-            "the API key '{}' may not read the handle '{handle}'; it is limited to other handles",
-            key.name
-        ))
-        .into());
-    }
-    crate::api::touch_key(&state, &key);
-    let connection = connection.ok_or_else(not_found)?;
-    let fresh = state.tokens.token(&connection, query.force_refresh).await?;
+    // Fail closed: without a place for its audit record, no token is read.
+    let audit = state.audit.reserve_token_read(&key, &handle)?;
+    let result = read_token(&state, &key, &handle, connection, query.force_refresh).await;
+    audit.finish(&result);
+    let fresh = result?;
     let body = TokenBody {
         token: fresh.token.expose().to_owned(),
         token_type: fresh.token_type,
@@ -64,4 +61,26 @@ pub async fn token(
         extra: fresh.extra,
     };
     Ok(([(CACHE_CONTROL, "no-store"), (PRAGMA, "no-cache")], Json(body)))
+}
+
+/// The token of `handle` for a valid `key`, after its rate limit and handle limits.
+async fn read_token(
+    state: &SharedState,
+    key: &ApiKey,
+    handle: &Handle,
+    connection: Option<Connection>,
+    force_refresh: bool,
+) -> Result<FreshToken, Error> {
+    state.api_limits.check(&key.id, &key.name)?;
+    if !key.allows(handle) {
+        return Err(Error::Forbidden(format!(
+            "the API key '{}' may not read the handle '{handle}'; it is limited to other handles",
+            key.name
+        )));
+    }
+    crate::api::touch_key(state, key);
+    let connection = connection.ok_or_else(|| {
+        Error::NotFound(format!("there is no connection with the handle '{}'", handle.as_str().escape_debug()))
+    })?;
+    state.tokens.token(&connection, force_refresh, &crate::audit::api_key_actor(key)).await
 }

@@ -81,7 +81,9 @@ pub async fn callback(State(state): State<SharedState>, headers: HeaderMap, RawQ
         }
         Err(err) => return (clear, pages::flow_failure(&state, None, &err)).into_response(),
     };
-    match finish(&state, &flow, &connection, query).await {
+    let finished = finish(&state, &flow, &connection, query).await;
+    state.audit.authorization_finished(&connection, &finished).await;
+    match finished {
         Ok(()) => (clear, pages::flow_success(&state, &connection)).into_response(),
         Err(err) => {
             let message = err.to_string();

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use latchkey_core::audit::{Action, Actor};
 use latchkey_core::model::{AuthFlow, Connection, ConnectionConfig, ConnectionId, FlowId, Status, User};
 use latchkey_core::settings::{ClientAuth, GrantType, OAuthSettings, Pkce, TokenRequestFormat};
 use latchkey_core::{Error, Handle, Result, Secret};
@@ -95,7 +96,7 @@ pub struct Authorizing {
 ///
 /// # Errors
 /// `Invalid` naming the field at fault (including a handle the user already has).
-pub async fn create(state: &AppState, user: &User, mut input: ConnectionInput) -> Result<Authorizing> {
+async fn create_unaudited(state: &AppState, user: &User, mut input: ConnectionInput) -> Result<Authorizing> {
     let handle = Handle::parse(input.handle.as_deref().unwrap_or_default())?;
     let provider = presets::check_provider(input.provider.as_deref())?;
     let base = presets::base_settings(&provider, &mut input, None)?;
@@ -150,7 +151,12 @@ pub async fn create(state: &AppState, user: &User, mut input: ConnectionInput) -
 ///
 /// # Errors
 /// `NotFound` for an unknown handle, `Invalid` for a bad field or a changed handle.
-pub async fn update(state: &AppState, user: &User, handle: &Handle, mut input: ConnectionInput) -> Result<Authorizing> {
+async fn update_unaudited(
+    state: &AppState,
+    user: &User,
+    handle: &Handle,
+    mut input: ConnectionInput,
+) -> Result<Authorizing> {
     let existing = find(state, user, handle).await?;
     if let Some(requested) = input.handle.as_deref()
         && requested != handle.as_str()
@@ -207,7 +213,7 @@ pub async fn update(state: &AppState, user: &User, handle: &Handle, mut input: C
 ///
 /// # Errors
 /// `NotFound` for an unknown handle.
-pub async fn delete(state: &AppState, user: &User, handle: &Handle) -> Result<()> {
+async fn delete_unaudited(state: &AppState, user: &User, handle: &Handle) -> Result<()> {
     let existing = find(state, user, handle).await?;
     if existing.settings.revocation_url.is_some() {
         revoke_tokens(state, &existing).await;
@@ -221,11 +227,77 @@ pub async fn delete(state: &AppState, user: &User, handle: &Handle) -> Result<()
 ///
 /// # Errors
 /// `NotFound` for an unknown handle.
-pub async fn authorize(state: &AppState, user: &User, handle: &Handle) -> Result<Authorizing> {
+async fn authorize_unaudited(state: &AppState, user: &User, handle: &Handle) -> Result<Authorizing> {
     let connection = find(state, user, handle).await?;
     grants::check_authorizable(&connection)?;
     let authorization_link = grants::next_step(state, &connection).await?;
     Ok(Authorizing { connection, authorization_link })
+}
+
+/// Creates a connection for `user` and its first authorization link (see `create_unaudited`), recorded in the
+/// audit log as done by `by` when the handle is valid.
+///
+/// # Errors
+/// `Invalid` naming the field at fault (including a handle the user already has).
+pub async fn create(state: &AppState, user: &User, by: &Actor, input: ConnectionInput) -> Result<Authorizing> {
+    let handle = input.handle.as_deref().map(Handle::parse).and_then(std::result::Result::ok);
+    let result = create_unaudited(state, user, input).await;
+    if let Some(handle) = handle {
+        state.audit.connection_change(&user.id, by, Action::ConnectionCreate, &handle, &result).await;
+    }
+    result
+}
+
+/// Edits a connection (see `update_unaudited`), recorded in the audit log as done by `by`.
+///
+/// # Errors
+/// `NotFound` for an unknown handle, `Invalid` for a bad field or a changed handle.
+pub async fn update(
+    state: &AppState,
+    user: &User,
+    by: &Actor,
+    handle: &Handle,
+    input: ConnectionInput,
+) -> Result<Authorizing> {
+    let result = update_unaudited(state, user, handle, input).await;
+    record_unless_unknown(state, user, by, Action::ConnectionEdit, handle, &result).await;
+    result
+}
+
+/// Deletes a connection (see `delete_unaudited`), recorded in the audit log as done by `by`; the records of the
+/// connection stay.
+///
+/// # Errors
+/// `NotFound` for an unknown handle.
+pub async fn delete(state: &AppState, user: &User, by: &Actor, handle: &Handle) -> Result<()> {
+    let result = delete_unaudited(state, user, handle).await;
+    record_unless_unknown(state, user, by, Action::ConnectionDelete, handle, &result).await;
+    result
+}
+
+/// A fresh authorization link for a connection of `user`, recorded in the audit log as asked by `by`.
+///
+/// # Errors
+/// `NotFound` for an unknown handle.
+pub async fn authorize(state: &AppState, user: &User, by: &Actor, handle: &Handle) -> Result<Authorizing> {
+    let result = authorize_unaudited(state, user, handle).await;
+    record_unless_unknown(state, user, by, Action::ConnectionAuthorize, handle, &result).await;
+    result
+}
+
+/// Records a change, except an attempt on a handle the user does not have (nothing changed, and the log of a
+/// handle is its owner's).
+async fn record_unless_unknown<T>(
+    state: &AppState,
+    user: &User,
+    by: &Actor,
+    action: Action,
+    handle: &Handle,
+    result: &Result<T>,
+) {
+    if !matches!(result, Err(Error::NotFound(_))) {
+        state.audit.connection_change(&user.id, by, action, handle, result).await;
+    }
 }
 
 /// The user's connection with this handle.

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
+use latchkey_core::audit::Actor;
 use latchkey_core::model::{Connection, ConnectionId, FailureWrite, Status, StoredTokens, TokenWrite};
 use latchkey_core::settings::GrantType;
 use latchkey_core::store::Store;
@@ -111,9 +112,9 @@ impl TokenService {
     /// `Conflict` when the connection is not authorized or its token expired without a refresh token,
     /// `NeedsReauth` when the provider refused the refresh token, `Provider` when the provider failed and the
     /// stored token is no longer valid.
-    pub async fn token(&self, connection: &Connection, force: bool) -> Result<FreshToken> {
+    pub async fn token(&self, connection: &Connection, force: bool, by: &Actor) -> Result<FreshToken> {
         if connection.settings.grant_type == GrantType::ClientCredentials {
-            return self.client_credentials_token(connection, force).await;
+            return self.client_credentials_token(connection, force, by).await;
         }
         let handle = &connection.handle;
         let tokens = match (&connection.status, &connection.tokens) {
@@ -163,7 +164,7 @@ impl TokenService {
             });
         }
         let seen = Seen { version: connection.token_version, failures: connection.failure_count };
-        match self.refresh(&connection.id, Some(seen)).await {
+        match self.refresh(&connection.id, Some(seen), by).await {
             Ok(fresh) => Ok(fresh),
             // A passing provider failure while the stored token is still valid: hand that one out.
             Err(err) if err.is_retryable() && !force && !is_expired(tokens, now) => {
@@ -177,7 +178,7 @@ impl TokenService {
     /// The token of a client credentials connection (RFC 6749 §4.4): fetched on first use, when due and when
     /// forced, through the same single-flight path as a refresh; there is no refresh token, the grant is simply
     /// repeated.
-    async fn client_credentials_token(&self, connection: &Connection, force: bool) -> Result<FreshToken> {
+    async fn client_credentials_token(&self, connection: &Connection, force: bool, by: &Actor) -> Result<FreshToken> {
         let handle = &connection.handle;
         if connection.status == Status::NeedsReauth {
             let why = connection.last_error.clone().unwrap_or_else(|| {
@@ -205,7 +206,7 @@ impl TokenService {
             });
         }
         let seen = Seen { version: connection.token_version, failures: connection.failure_count };
-        match self.refresh(&connection.id, Some(seen)).await {
+        match self.refresh(&connection.id, Some(seen), by).await {
             Ok(fresh) => Ok(fresh),
             Err(err) if err.is_retryable() && !force && usable.is_some_and(|t| !is_expired(t, now)) => {
                 tracing::warn!(handle = %handle, error = %err, "token request failed; serving the still-valid token");
@@ -220,13 +221,13 @@ impl TokenService {
     /// # Errors
     /// As [`TokenService::token`].
     pub async fn refresh_if_due(&self, id: &ConnectionId) -> Result<()> {
-        self.refresh(id, None).await.map(|_| ())
+        self.refresh(id, None, &Actor::Refresher).await.map(|_| ())
     }
 
     /// Joins the refresh in flight for `id`, or starts one. `seen` is what the caller read; when the stored token
     /// version has moved past it, somebody else refreshed and no provider call is made. With `None`, the refresh
     /// happens only if the stored token is still due.
-    async fn refresh(&self, id: &ConnectionId, seen: Option<Seen>) -> Result<FreshToken> {
+    async fn refresh(&self, id: &ConnectionId, seen: Option<Seen>, by: &Actor) -> Result<FreshToken> {
         let shared = {
             let mut inflight = self.inner.inflight.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             if let Some(existing) = inflight.get(id) {
@@ -234,9 +235,10 @@ impl TokenService {
             } else {
                 let inner = Arc::clone(&self.inner);
                 let task_id = id.clone();
+                let by = by.clone();
                 let task = self.inner.tasks.spawn(async move {
                     let started = std::time::Instant::now();
-                    let outcome = inner.refresh_once(&task_id, seen).await;
+                    let outcome = inner.refresh_once(&task_id, seen, &by).await;
                     inner.metrics.refresh_finished(&outcome, started.elapsed());
                     inner.inflight.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&task_id);
                     outcome
@@ -310,7 +312,7 @@ impl Inner {
     }
 
     /// Claims the lease (or waits for the process that holds it), then refreshes unless somebody already did.
-    async fn refresh_once(&self, id: &ConnectionId, seen: Option<Seen>) -> Result<FreshToken> {
+    async fn refresh_once(&self, id: &ConnectionId, seen: Option<Seen>, by: &Actor) -> Result<FreshToken> {
         let deadline = tokio::time::Instant::now() + FOREIGN_REFRESH_WAIT;
         loop {
             let now = self.clock.now();
@@ -333,7 +335,7 @@ impl Inner {
             }
             tokio::time::sleep(FOREIGN_REFRESH_POLL).await;
         }
-        let outcome = self.refresh_claimed(id, seen).await;
+        let outcome = self.refresh_claimed(id, seen, by).await;
         if outcome.is_err() {
             // Failures release the lease in their write; this covers errors before any write.
             let _ = self.store.release_refresh(id, &self.owner).await;
@@ -364,15 +366,24 @@ impl Inner {
         None
     }
 
-    async fn refresh_claimed(&self, id: &ConnectionId, seen: Option<Seen>) -> Result<FreshToken> {
+    async fn refresh_claimed(&self, id: &ConnectionId, seen: Option<Seen>, by: &Actor) -> Result<FreshToken> {
         let connection = self.load(id).await?;
         if let Some(result) = self.settled(&connection, seen) {
             self.store.release_refresh(id, &self.owner).await?;
             return result;
         }
+        let outcome = self.call_provider(&connection).await;
+        crate::audit::record_refresh(self.store.as_ref(), &connection, by, &outcome, self.clock.as_ref()).await;
+        outcome
+    }
+
+    /// Asks the provider for a new token for a connection whose refresh lease this process holds, and stores
+    /// the answer (or the failure).
+    async fn call_provider(&self, connection: &Connection) -> Result<FreshToken> {
+        let id = &connection.id;
         let handle = connection.handle.clone();
         if connection.settings.grant_type == GrantType::ClientCredentials {
-            return self.fetch_client_credentials(&connection).await;
+            return self.fetch_client_credentials(connection).await;
         }
         let Some(tokens) = connection.tokens.as_ref() else {
             return Err(Error::conflict("not_connected", format!("'{handle}' is not authorized yet")));
@@ -411,7 +422,7 @@ impl Inner {
                 let tokens = current.tokens.as_ref().ok_or_else(|| Error::Internal("tokens vanished".into()))?;
                 self.fresh(&current, tokens)
             }
-            Err(err) => self.refresh_failed(&connection, &endpoint, &err, now).await,
+            Err(err) => self.refresh_failed(connection, &endpoint, &err, now).await,
         }
     }
 

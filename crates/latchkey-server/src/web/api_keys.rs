@@ -6,6 +6,7 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
+use latchkey_core::audit::{Action, Actor};
 use latchkey_core::model::ApiKeyId;
 use latchkey_core::{Error, Handle, Result};
 use serde::Deserialize;
@@ -126,6 +127,8 @@ pub async fn create(
     match created {
         Ok((name, (record, key))) => {
             tracing::info!(user = %web.user.username, key = %record.prefix, "API key created in the web UI");
+            let created = Action::ApiKeyCreate;
+            state.audit.api_key_change(&web.user.id, &Actor::WebSession, created, &record.prefix, true).await;
             let extras = Extras { created: Some((name, key.expose().to_owned())), ..Extras::default() };
             keys_page(&state, &web, StatusCode::OK, extras).await
         }
@@ -174,7 +177,9 @@ pub async fn revoke(
         return reply::page(StatusCode::OK, &page);
     }
     match state.store.revoke_api_key(&web.user.id, &ApiKeyId(id), state.clock.now()).await {
-        Ok(_) => {
+        Ok(revoked) => {
+            let action = Action::ApiKeyRevoke;
+            state.audit.api_key_change(&web.user.id, &Actor::WebSession, action, &key.prefix, revoked).await;
             tracing::info!(user = %web.user.username, key = %key.prefix, "API key revoked in the web UI");
             Redirect::to("/api-keys").into_response()
         }

@@ -21,12 +21,14 @@
 //! | `GET, POST /connections/{handle}/edit` | the pre-filled form; save |
 //! | `POST /connections/{handle}/reconnect` | a fresh authorization link |
 //! | `GET, POST /connections/{handle}/delete` | confirmation page; delete |
+//! | `GET /connections/{handle}/audit` | the connection's audit log (`?before=` for older records) |
 //! | `GET /api-keys`, `POST /api-keys` | the API keys ("API Keys"); create, showing the key once |
 //! | `POST /api-keys/{id}/revoke` | revoke (a confirmation page first, without JavaScript) |
 //! | `GET, POST /settings/notifications` | the webhook: save (showing the signing secret once) or remove; recent events |
 
 mod advanced;
 mod api_keys;
+mod audit;
 mod connections;
 pub mod csrf;
 mod device;
@@ -62,6 +64,7 @@ pub fn routes() -> Router<SharedState> {
         .route("/connections/{handle}/edit", get(connections::edit_form).post(connections::edit))
         .route("/connections/{handle}/reconnect", post(connections::reconnect))
         .route("/connections/{handle}/delete", get(connections::delete_page).post(connections::delete))
+        .route("/connections/{handle}/audit", get(audit::page))
         .route("/api-keys", get(api_keys::list).post(api_keys::create))
         .route("/settings/notifications", get(notifications::show).post(notifications::save))
         .route("/api-keys/{id}/revoke", post(api_keys::revoke))
