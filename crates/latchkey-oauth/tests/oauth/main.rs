@@ -2,6 +2,7 @@
 
 mod authorize;
 mod discovery;
+mod guard_props;
 mod hardening;
 mod mock;
 mod props;

@@ -1,6 +1,7 @@
 //! End-to-end tests of the HTTP API and the OAuth flow: the real server on a random loopback port, a real SQLite
 //! file, and a mock provider on loopback that each test controls.
 
+mod callback_props;
 mod doors;
 mod flow;
 mod grants;
