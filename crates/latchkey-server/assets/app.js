@@ -162,7 +162,10 @@
     var handleInput = form.querySelector('[name="handle"]');
     var handle = handleInput ? handleInput.value.trim() : form.getAttribute("data-handle");
     clearErrors(form);
-    var popup = window.open("about:blank", POPUP_NAME, POPUP_FEATURES);
+    // Client credentials and device code need no consent window; only the code flow opens one.
+    var grant = form.querySelector('[name="grant_type"]');
+    var popup = grant && grant.value !== "authorization_code" ? null
+      : window.open("about:blank", POPUP_NAME, POPUP_FEATURES);
     if (submit) { submit.disabled = true; }
     fetch(form.action, {
       method: "POST",

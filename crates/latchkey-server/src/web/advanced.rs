@@ -264,7 +264,7 @@ impl AdvancedValues {
             ),
             field(
                 "device_authorization_url",
-                "Device authorization URL",
+                "Device authorization endpoint",
                 "For the device code grant",
                 &self.device_authorization_url,
             ),

@@ -3,7 +3,12 @@
 // - GET /authorize shows a consent page with real "Allow" and "Deny" buttons; Allow redirects to the
 //   redirect_uri with a code and the state, Deny with error=access_denied and an error_description;
 // - POST /token implements authorization_code (checks client_id, client_secret, redirect_uri and the PKCE S256
-//   verifier; a code works once) and refresh_token (with rotation: the used refresh token stops working);
+//   verifier; a code works once), refresh_token (with rotation: the used refresh token stops working),
+//   client_credentials, and the RFC 8628 device_code grant (authorization_pending until the person approves);
+// - POST /device starts a device authorization; GET /device is the page where the person enters the user code
+//   and clicks "Approve";
+// - a client may be registered with quirks: { pkce: "reject" } refuses any code_challenge, { json: true } wants
+//   a JSON token request body and refuses a form body;
 // - GET /api/me is a protected resource that accepts the access tokens it issued (Bearer);
 // - /control/* lets the suite register clients, revoke refresh tokens and read the last token request.
 //
@@ -98,7 +103,8 @@ function errorPage(message) {
  * Starts the provider. Resolves to `{ url, close }`.
  */
 export async function startProvider() {
-  const clients = new Map(); // client_id -> { client_id, client_secret }
+  const clients = new Map(); // client_id -> { client_id, client_secret, quirks }
+  const devices = new Map(); // device_code -> { client_id, user_code, approved }
   const codes = new Map(); // code -> { client_id, redirect_uri, code_challenge, scope, used }
   const refreshTokens = new Map(); // refresh token -> { client_id, scope, revoked }
   const accessTokens = new Map(); // access token -> { client_id, scope }
@@ -132,11 +138,13 @@ export async function startProvider() {
       send(res, 400, errorPage("redirect_uri must point at 127.0.0.1 in this test"));
       return;
     }
+    const rejectsPkce = client.quirks.pkce === "reject";
     const problem =
       params.response_type !== "code" ? "response_type must be code"
       : !params.state ? "state is missing"
-      : !params.code_challenge ? "code_challenge is missing (PKCE is required)"
-      : params.code_challenge_method !== "S256" ? "code_challenge_method must be S256"
+      : rejectsPkce && params.code_challenge ? "this provider does not support PKCE: code_challenge is not allowed"
+      : !rejectsPkce && !params.code_challenge ? "code_challenge is missing (PKCE is required)"
+      : !rejectsPkce && params.code_challenge_method !== "S256" ? "code_challenge_method must be S256"
       : null;
     if (problem) {
       const back = new URL(redirect);
@@ -188,12 +196,25 @@ export async function startProvider() {
 
   async function tokenEndpoint(req, res) {
     const type = req.headers["content-type"] || "";
-    if (!type.startsWith("application/x-www-form-urlencoded")) {
+    const isJson = type.startsWith("application/json");
+    if (!isJson && !type.startsWith("application/x-www-form-urlencoded")) {
       oauthError(res, 400, "invalid_request", "the token request must be a form post");
       return;
     }
-    const form = new URLSearchParams(await readBody(req));
+    const raw = await readBody(req);
+    let form;
+    try {
+      form = isJson ? new URLSearchParams(Object.entries(JSON.parse(raw)).map(([k, v]) => [k, String(v)])) : new URLSearchParams(raw);
+    } catch {
+      oauthError(res, 400, "invalid_request", "the JSON body could not be read");
+      return;
+    }
     const creds = credentials(req, form);
+    const wantsJson = Boolean(clients.get(creds.client_id)?.quirks.json);
+    if (wantsJson !== isJson) {
+      oauthError(res, 400, "invalid_request", wantsJson ? "this provider wants a JSON body" : "the token request must be a form post");
+      return;
+    }
     const grant_type = form.get("grant_type");
     const seq = log.length + 1;
     lastTokenRequest.set(creds.client_id, { seq, grant_type, client_secret: creds.client_secret, auth_method: creds.auth_method });
@@ -224,7 +245,7 @@ export async function startProvider() {
         return;
       }
       const verifier = form.get("code_verifier");
-      if (!verifier || s256(verifier) !== grant.code_challenge) {
+      if (client.quirks.pkce === "reject" ? verifier : !verifier || s256(verifier) !== grant.code_challenge) {
         fail(400, "invalid_grant", "the PKCE code_verifier does not match the code_challenge");
         return;
       }
@@ -242,7 +263,69 @@ export async function startProvider() {
       send(res, 200, issue(creds.client_id, known.scope));
       return;
     }
+    if (grant_type === "client_credentials") {
+      const access = token("at");
+      accessTokens.set(access, { client_id: creds.client_id, scope: form.get("scope") || "" });
+      send(res, 200, { access_token: access, token_type: "Bearer", expires_in: 3600 });
+      return;
+    }
+    if (grant_type === "urn:ietf:params:oauth:grant-type:device_code") {
+      const device = devices.get(form.get("device_code"));
+      if (!device || device.client_id !== creds.client_id) {
+        fail(400, "invalid_grant", "the device code is unknown");
+        return;
+      }
+      if (!device.approved) {
+        fail(400, "authorization_pending", "the person has not approved yet");
+        return;
+      }
+      devices.delete(form.get("device_code"));
+      send(res, 200, issue(creds.client_id, device.scope));
+      return;
+    }
     fail(400, "unsupported_grant_type", `grant_type ${grant_type} is not supported`);
+  }
+
+  // POST /device: a device authorization (RFC 8628 §3.1) for a known client.
+  async function startDevice(req, res, base) {
+    const form = new URLSearchParams(await readBody(req));
+    const creds = credentials(req, form);
+    const client = clients.get(creds.client_id);
+    if (!client || client.client_secret !== creds.client_secret) {
+      oauthError(res, 401, "invalid_client", "client authentication failed");
+      return;
+    }
+    const device_code = token("dc");
+    const user_code = `${randomBytes(2).toString("hex")}-${randomBytes(2).toString("hex")}`.toUpperCase();
+    devices.set(device_code, { client_id: creds.client_id, user_code, scope: form.get("scope") || "", approved: false });
+    send(res, 200, {
+      device_code,
+      user_code,
+      verification_uri: `${base}/device`,
+      verification_uri_complete: `${base}/device?user_code=${encodeURIComponent(user_code)}`,
+      expires_in: 600,
+      interval: 1,
+    });
+  }
+
+  // GET /device: where the person types the code; POST /device/approve: the "Approve" button.
+  function devicePage(res, code, message = "") {
+    send(res, 200, `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Mock Provider · Device</title></head>
+<body><h1>Connect a device</h1>${message ? `<p role="status">${escapeHtml(message)}</p>` : ""}
+<form method="post" action="/device/approve"><label for="user_code">Code</label>
+<input id="user_code" name="user_code" value="${escapeHtml(code || "")}"> <button type="submit">Approve</button></form></body></html>`);
+  }
+
+  async function approveDevice(req, res) {
+    const form = new URLSearchParams(await readBody(req));
+    const code = (form.get("user_code") || "").trim().toUpperCase();
+    const device = [...devices.values()].find((d) => d.user_code === code);
+    if (!device) {
+      devicePage(res, code, "That code is unknown or has expired.");
+      return;
+    }
+    device.approved = true;
+    devicePage(res, "", "Approved: you can go back to your device.");
   }
 
   function resource(req, res) {
@@ -258,7 +341,7 @@ export async function startProvider() {
   async function control(req, res, url) {
     if (req.method === "POST" && url.pathname === "/control/clients") {
       const body = JSON.parse((await readBody(req)) || "{}");
-      clients.set(body.client_id, { client_id: body.client_id, client_secret: body.client_secret });
+      clients.set(body.client_id, { client_id: body.client_id, client_secret: body.client_secret, quirks: body.quirks || {} });
       send(res, 204, "");
       return;
     }
@@ -293,6 +376,9 @@ export async function startProvider() {
       if (url.pathname === "/authorize" && req.method === "POST") return await decide(req, res);
       if (url.pathname === "/token" && req.method === "POST") return await tokenEndpoint(req, res);
       if (url.pathname === "/api/me" && req.method === "GET") return resource(req, res);
+      if (url.pathname === "/device" && req.method === "POST") return await startDevice(req, res, `http://127.0.0.1:${server.address().port}`);
+      if (url.pathname === "/device" && req.method === "GET") return devicePage(res, url.searchParams.get("user_code"));
+      if (url.pathname === "/device/approve" && req.method === "POST") return await approveDevice(req, res);
       if (url.pathname.startsWith("/control/")) return await control(req, res, url);
       send(res, 404, errorPage(`nothing at ${req.method} ${url.pathname}`));
     } catch (err) {
@@ -310,6 +396,7 @@ export async function startProvider() {
     url,
     authorizationUrl: `${url}/authorize`,
     tokenUrl: `${url}/token`,
+    deviceUrl: `${url}/device`,
     resourceUrl: `${url}/api/me`,
     close: () =>
       new Promise((resolve) => {
@@ -332,7 +419,7 @@ export function providerControl(url) {
     return { status: response.status, body: text ? JSON.parse(text) : null };
   }
   return {
-    registerClient: (client_id, client_secret) => call("POST", "/control/clients", { client_id, client_secret }),
+    registerClient: (client_id, client_secret, quirks = {}) => call("POST", "/control/clients", { client_id, client_secret, quirks }),
     revokeRefreshTokens: (client_id) =>
       call("POST", `/control/revoke-refresh-tokens${client_id ? `?client_id=${encodeURIComponent(client_id)}` : ""}`),
     lastTokenRequest: async (client_id) => {
