@@ -42,11 +42,11 @@ fn seal_secret(keyring: &Keyring, user: &UserId, secret: &Secret) -> Sealed {
 }
 
 /// Checks a webhook URL as typed: an absolute `http(s)` URL without user name or password, that the outbound
-/// guard lets through.
+/// guard lets through, for the URL and for the addresses its host name resolves to.
 ///
 /// # Errors
 /// `Invalid` (field `url`) saying what is wrong.
-pub fn check_url(state: &SharedState, text: &str) -> Result<url::Url> {
+pub async fn check_url(state: &SharedState, text: &str) -> Result<url::Url> {
     let text = text.trim();
     let invalid = |message: String| Error::invalid("url", message);
     if text.is_empty() {
@@ -65,7 +65,10 @@ pub fn check_url(state: &SharedState, text: &str) -> Result<url::Url> {
     if url.fragment().is_some() {
         return Err(invalid("the webhook URL must not have a #fragment".into()));
     }
-    latchkey_oauth::check_url(&url, state.http.policy())
+    state
+        .http
+        .check_destination(&url)
+        .await
         .map_err(|e| invalid(format!("latchkey may not send webhooks to this URL: {e}")))?;
     Ok(url)
 }
@@ -76,7 +79,7 @@ pub fn check_url(state: &SharedState, text: &str) -> Result<url::Url> {
 /// # Errors
 /// `Invalid` for a URL that [`check_url`] refuses; a storage failure.
 pub async fn save(state: &SharedState, user: &User, url: &str) -> Result<(Webhook, Secret)> {
-    let url = check_url(state, url)?;
+    let url = check_url(state, url).await?;
     let now = state.clock.now();
     let secret = Secret::new(format!("whsec_{}", latchkey_crypto::tokens::random_token(32)));
     let created_at = state.store.webhook(&user.id).await?.map_or(now, |w| w.created_at);
