@@ -46,11 +46,16 @@ pub async fn token(
     let found = state.store.key_and_connection(&hash, &handle).await?;
     let (key, connection) = match found {
         Some((key, connection)) => (key, connection),
-        None => return Err(check_key(None).err().unwrap_or_else(|| Error::Unauthorized(String::new())).into()),
+        None => {
+            return Err(check_key(None, state.clock.now())
+                .err()
+                .unwrap_or_else(|| Error::Unauthorized(String::new()))
+                .into());
+        }
     };
-    check_key(Some(&key))?;
+    check_key(Some(&key), state.clock.now())?;
     // Fail closed: without a place for its audit record, no token is read.
-    let audit = state.audit.reserve_token_read(&key, &handle)?;
+    let audit = state.audit.reserve_token_read(&key.user_id, crate::audit::api_key_actor(&key), &handle)?;
     let result = read_token(&state, &key, &handle, connection, query.force_refresh).await;
     audit.finish(&result);
     let fresh = result?;

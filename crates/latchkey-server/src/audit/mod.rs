@@ -82,11 +82,11 @@ impl AuditLog {
         Some(tokio::spawn(flusher::run(store, receiver, writable, stop)))
     }
 
-    /// Reserves the place of a token read's record by `key` on `handle`, before the token is read.
+    /// Reserves the place of the record of a token read on `handle` of `user`, by `by`, before the token is read.
     ///
     /// # Errors
     /// `Unavailable` when the last batch could not be written or the buffer is full (or closed at shutdown).
-    pub fn reserve_token_read(&self, key: &ApiKey, handle: &Handle) -> Result<Reserved<'_>> {
+    pub fn reserve_token_read(&self, user: &UserId, by: Actor, handle: &Handle) -> Result<Reserved<'_>> {
         if !self.writable.load(Ordering::Acquire) {
             return Err(Error::Unavailable(UNAVAILABLE.to_owned()));
         }
@@ -94,7 +94,7 @@ impl AuditLog {
             tracing::warn!(reason = %err, "a token read was refused: the audit buffer takes no more records");
             Error::Unavailable(UNAVAILABLE.to_owned())
         })?;
-        let record = self.record(key.user_id.clone(), api_key_actor(key), Action::TokenRead, Some(handle.clone()));
+        let record = self.record(user.clone(), by, Action::TokenRead, Some(handle.clone()));
         Ok(Reserved { permit, record })
     }
 
@@ -204,22 +204,15 @@ pub async fn record_api_key_created(store: &dyn Store, key: &ApiKey, at: Timesta
 mod tests {
     use latchkey_core::ManualClock;
     use latchkey_core::model::ApiKeyId;
-    use latchkey_core::model::Digest;
 
     use super::*;
 
-    fn key() -> ApiKey {
-        ApiKey {
-            id: ApiKeyId("key-1".to_owned()),
-            user_id: UserId("user-1".to_owned()),
-            name: "ci".to_owned(),
-            prefix: "lk_abcdefg".to_owned(),
-            key_hash: Digest([7; 32]),
-            handles: None,
-            created_at: Timestamp(1_700_000_000),
-            last_used_at: None,
-            revoked_at: None,
-        }
+    fn key() -> Actor {
+        Actor::ApiKey { id: ApiKeyId("key-1".to_owned()), prefix: "lk_abcdefg".to_owned() }
+    }
+
+    fn user() -> UserId {
+        UserId("user-1".to_owned())
     }
 
     #[tokio::test]
@@ -227,17 +220,17 @@ mod tests {
         let store: Arc<dyn Store> =
             Arc::new(latchkey_store::SqliteStore::open("sqlite::memory:").await.expect("store"));
         let audit = AuditLog::new(store, Arc::new(ManualClock::starting_now()));
-        let (key, handle) = (key(), Handle::parse("crm").expect("handle"));
+        let (user, handle) = (user(), Handle::parse("crm").expect("handle"));
         let mut held: Vec<Reserved<'_>> =
-            (0..BUFFER_CAPACITY).map(|_| audit.reserve_token_read(&key, &handle).expect("a place")).collect();
-        let refused = audit.reserve_token_read(&key, &handle).err().expect("the buffer is full");
+            (0..BUFFER_CAPACITY).map(|_| audit.reserve_token_read(&user, key(), &handle).expect("a place")).collect();
+        let refused = audit.reserve_token_read(&user, key(), &handle).err().expect("the buffer is full");
         assert_eq!(refused.http_status(), 503);
         assert!(refused.to_string().starts_with("audit log unavailable"), "{refused}");
 
         held.pop().expect("one").finish(&Ok::<(), Error>(()));
-        assert!(audit.reserve_token_read(&key, &handle).is_err(), "a sent record still takes its place");
+        assert!(audit.reserve_token_read(&user, key(), &handle).is_err(), "a sent record still takes its place");
         drop(held);
-        assert!(audit.reserve_token_read(&key, &handle).is_ok(), "unused places are given back");
+        assert!(audit.reserve_token_read(&user, key(), &handle).is_ok(), "unused places are given back");
     }
 
     #[tokio::test]
@@ -246,7 +239,7 @@ mod tests {
             Arc::new(latchkey_store::SqliteStore::open("sqlite::memory:").await.expect("store"));
         let audit = AuditLog::new(store, Arc::new(ManualClock::starting_now()));
         audit.writable.store(false, Ordering::Release);
-        let refused = audit.reserve_token_read(&key(), &Handle::parse("crm").expect("handle")).err();
+        let refused = audit.reserve_token_read(&user(), key(), &Handle::parse("crm").expect("handle")).err();
         assert_eq!(refused.map(|e| e.code()), Some("unavailable"));
     }
 }
