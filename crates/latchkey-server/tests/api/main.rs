@@ -7,6 +7,7 @@ mod flow;
 mod grants;
 mod guard;
 mod helpers;
+mod ops;
 mod ownership;
 mod presets;
 mod provider;
