@@ -299,3 +299,30 @@ async fn the_openapi_document_describes_the_webhook_endpoints() {
     assert!(document["components"]["schemas"]["SavedWebhook"].is_object());
     assert!(paths["/api/v1/connections/{handle}/token"]["get"].is_object(), "the rest is still there");
 }
+
+#[tokio::test]
+async fn two_replicas_deliver_each_event_once() {
+    let a = spawn_app().await;
+    let b = spawn_with(Options { dir: Some(Arc::clone(&a.dir)), ..Options::default() }).await;
+    let receiver = Receiver::start(0).await;
+    let provider = MockProvider::start("client-1", "s").await;
+    let alice = a.caller("alice", None).await;
+    assert_eq!(set_webhook(&a, &alice, &receiver.url).await.0, 200);
+    for n in 0..6 {
+        // Half the changes happen on each replica; both senders run.
+        let app = if n % 2 == 0 { &a } else { &b };
+        app.connect(&alice, &format!("crm-{n}"), &provider, "s").await;
+    }
+    let events = async || a.api(&alice, Method::GET, "/api/v1/webhook/events", None).await.1;
+    wait_for("every event delivered", async || {
+        let listed = events().await;
+        let all = listed["events"].as_array().cloned().unwrap_or_default();
+        all.len() == 6 && all.iter().all(|e| e["delivery"] == "delivered")
+    })
+    .await;
+    let mut ids: Vec<String> = receiver.deliveries().into_iter().map(|d| d.event_id).collect();
+    assert_eq!(ids.len(), 6, "each event was sent once: {ids:?}");
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 6, "no event was sent twice");
+}
