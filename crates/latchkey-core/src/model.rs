@@ -91,9 +91,17 @@ pub struct ApiKey {
     pub created_at: Timestamp,
     pub last_used_at: Option<Timestamp>,
     pub revoked_at: Option<Timestamp>,
+    /// When set, the key stops working at this moment.
+    pub expires_at: Option<Timestamp>,
 }
 
 impl ApiKey {
+    /// Whether the key has expired at `now` (a key without an expiry never does).
+    #[must_use]
+    pub fn is_expired(&self, now: Timestamp) -> bool {
+        self.expires_at.is_some_and(|at| now >= at)
+    }
+
     /// Whether this key may act on `handle`.
     #[must_use]
     pub fn allows(&self, handle: &Handle) -> bool {
@@ -355,6 +363,7 @@ mod tests {
             created_at: Timestamp(0),
             last_used_at: None,
             revoked_at: None,
+            expires_at: None,
         };
         assert!(key.allows(&handle("x")));
         key.handles = Some(vec![handle("x")]);

@@ -77,6 +77,9 @@ pub enum ApiKeysCommand {
         /// Limit the key to these handles (comma-separated).
         #[arg(long)]
         handles: Option<String>,
+        /// Make the key stop working after this many days (1 to 3650); without it the key does not expire.
+        #[arg(long, value_name = "DAYS")]
+        expires_in_days: Option<u32>,
     },
 }
 
@@ -107,7 +110,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             eprintln!("created user '{username}'{}", if admin { " (admin)" } else { "" });
             Ok(ExitCode::SUCCESS)
         }
-        Command::ApiKeys(ApiKeysCommand::Create { username, name, handles }) => {
+        Command::ApiKeys(ApiKeysCommand::Create { username, name, handles, expires_in_days }) => {
             let handles = handles
                 .as_deref()
                 .map(api_keys::parse_handle_list)
@@ -119,7 +122,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     format!("there is no user '{username}': create it with 'latchkey users create'")
                 })?;
             let now = latchkey_core::Clock::now(&SystemClock);
-            let (record, key) = api_keys::create(store.as_ref(), &user, &name, handles, now)
+            let expires_at =
+                api_keys::expiry_in_days(expires_in_days, now).map_err(|e| anyhow::anyhow!("--expires-in-days: {e}"))?;
+            let (record, key) = api_keys::create_expiring(store.as_ref(), &user, &name, handles, expires_at, now)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             if let Err(err) = crate::audit::record_api_key_created(store.as_ref(), &record, now).await {

@@ -106,6 +106,7 @@ pub(crate) fn api_key(row: &impl Columns) -> Result<ApiKey> {
         created_at: time(row, "k_created_at")?,
         last_used_at: optional_time(row, "k_last_used_at")?,
         revoked_at: optional_time(row, "k_revoked_at")?,
+        expires_at: optional_time(row, "k_expires_at")?,
     })
 }
 

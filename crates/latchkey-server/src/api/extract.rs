@@ -5,7 +5,7 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use latchkey_core::model::{ApiKey, User};
-use latchkey_core::{Error, Handle};
+use latchkey_core::{Error, Handle, Timestamp};
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
@@ -46,14 +46,19 @@ fn key_in_query(query: Option<&str>) -> bool {
     })
 }
 
-/// Refuses a missing, unknown or revoked key.
+/// Refuses a missing, unknown, revoked or (at `now`) expired key.
 ///
 /// # Errors
 /// `Unauthorized`.
-pub fn check_key(key: Option<&ApiKey>) -> Result<&ApiKey, Error> {
+pub fn check_key(key: Option<&ApiKey>, now: Timestamp) -> Result<&ApiKey, Error> {
     match key {
-        Some(key) if key.revoked_at.is_none() => Ok(key),
-        Some(_) => Err(Error::Unauthorized("this API key was revoked: create a new one".to_owned())),
+        Some(key) if key.revoked_at.is_some() => {
+            Err(Error::Unauthorized("this API key was revoked: create a new one".to_owned()))
+        }
+        Some(ApiKey { expires_at: Some(at), .. }) if now >= *at => {
+            Err(Error::Unauthorized(format!("this API key expired at {}: create a new one", at.to_rfc3339())))
+        }
+        Some(key) => Ok(key),
         None => Err(Error::Unauthorized("the API key is not valid".to_owned())),
     }
 }
@@ -94,7 +99,7 @@ impl FromRequestParts<SharedState> for ApiCaller {
         let presented = bearer_key(parts)?;
         let hash = latchkey_crypto::tokens::digest(presented);
         let stored = state.store.api_key_by_hash(&hash).await?;
-        let key = check_key(stored.as_ref())?.clone();
+        let key = check_key(stored.as_ref(), state.clock.now())?.clone();
         state.api_limits.check(&key.id, &key.name)?;
         let user = state
             .store

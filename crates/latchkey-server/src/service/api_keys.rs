@@ -22,6 +22,41 @@ pub async fn create(
     handles: Option<Vec<Handle>>,
     now: Timestamp,
 ) -> Result<(ApiKey, Secret)> {
+    create_expiring(store, user, name, handles, None, now).await
+}
+
+/// The longest lifetime a key may be given, in days (about ten years).
+pub const MAX_EXPIRY_DAYS: u32 = 3650;
+
+/// The moment a key created at `now` expires when it should live `days` days; `None` for no expiry.
+///
+/// # Errors
+/// `Invalid` for 0 days or more than [`MAX_EXPIRY_DAYS`].
+pub fn expiry_in_days(days: Option<u32>, now: Timestamp) -> Result<Option<Timestamp>> {
+    match days {
+        None => Ok(None),
+        Some(days) if (1..=MAX_EXPIRY_DAYS).contains(&days) => Ok(Some(now.plus_secs(i64::from(days) * 86_400))),
+        Some(days) => Err(latchkey_core::Error::invalid(
+            "expires_in_days",
+            format!(
+                "an API key expires after 1 to {MAX_EXPIRY_DAYS} days, not {days}; leave it empty for a key that does not expire"
+            ),
+        )),
+    }
+}
+
+/// Creates a key like [`create`] that stops working at `expires_at` (when set).
+///
+/// # Errors
+/// Storage failures.
+pub async fn create_expiring(
+    store: &dyn Store,
+    user: &User,
+    name: &str,
+    handles: Option<Vec<Handle>>,
+    expires_at: Option<Timestamp>,
+    now: Timestamp,
+) -> Result<(ApiKey, Secret)> {
     let key = Secret::new(format!("{KEY_PREFIX}{}", random_token(32)));
     let record = ApiKey {
         id: ApiKeyId::random(),
@@ -33,6 +68,7 @@ pub async fn create(
         created_at: now,
         last_used_at: None,
         revoked_at: None,
+        expires_at,
     };
     store.insert_api_key(&record).await?;
     Ok((record, key))

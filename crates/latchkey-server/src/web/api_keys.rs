@@ -1,4 +1,5 @@
-//! The API keys page: create a key (optionally limited to some handles), shown once; list; revoke.
+//! The API keys page: create a key (optionally limited to some handles, optionally expiring), shown once; list;
+//! revoke.
 //!
 //! A new key is shown on the page that answers the create form and nowhere else: only its digest is stored
 //! (`service::api_keys::create`), and the page is never cached.
@@ -8,7 +9,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use latchkey_core::audit::{Action, Actor};
 use latchkey_core::model::ApiKeyId;
-use latchkey_core::{Error, Handle, Result};
+use latchkey_core::{Error, Handle, Result, Timestamp};
 use serde::Deserialize;
 
 use super::csrf::{self, SameOrigin};
@@ -21,7 +22,7 @@ use crate::service::api_keys as service;
 use crate::state::SharedState;
 
 /// The fields of the create form.
-const KEY_FIELDS: [&str; 2] = ["name", "handles"];
+const KEY_FIELDS: [&str; 3] = ["name", "handles", "expires_in_days"];
 /// The longest key name accepted.
 const MAX_NAME_LEN: usize = 200;
 
@@ -32,6 +33,8 @@ pub struct ApiKeyForm {
     pub csrf: String,
     pub name: String,
     pub handles: String,
+    /// Days until the key expires; empty for a key that does not expire.
+    pub expires_in_days: String,
 }
 
 /// What the page shows besides the list.
@@ -40,6 +43,7 @@ struct Extras {
     created: Option<(String, String)>,
     name: String,
     handles: String,
+    expires_in_days: String,
     error: FormError,
 }
 
@@ -60,6 +64,7 @@ async fn keys_page(state: &SharedState, web: &WebUser, status: StatusCode, extra
         created: extras.created,
         name: extras.name,
         handles: extras.handles,
+        expires_in_days: extras.expires_in_days,
         error: extras.error,
         public_url: state.config.public(""),
     };
@@ -107,6 +112,25 @@ fn parse_handles(list: &str) -> Result<Option<Vec<Handle>>> {
     Ok((!handles.is_empty()).then_some(handles))
 }
 
+/// The expiry the form asks for: `None` for an empty field, else a whole number of days.
+fn parse_expiry(days: &str, now: Timestamp) -> Result<Option<Timestamp>> {
+    let days = days.trim();
+    if days.is_empty() {
+        return Ok(None);
+    }
+    let count = days.parse::<u32>().map_err(|_| {
+        Error::invalid(
+            "expires_in_days",
+            format!(
+                "'{}' is not a number of days: give a whole number from 1 to {}, or leave it empty",
+                days.escape_debug(),
+                service::MAX_EXPIRY_DAYS
+            ),
+        )
+    })?;
+    service::expiry_in_days(Some(count), now)
+}
+
 /// `POST /api-keys`: creates a key and shows it, this once.
 pub async fn create(
     State(state): State<SharedState>,
@@ -117,10 +141,14 @@ pub async fn create(
     if let Some(refused) = csrf::refusal(&web.session, &form.csrf, false) {
         return refused;
     }
-    let checked = clean_name(&form.name).and_then(|name| Ok((name, parse_handles(&form.handles)?)));
+    let now = state.clock.now();
+    let checked = clean_name(&form.name)
+        .and_then(|name| Ok((name, parse_handles(&form.handles)?, parse_expiry(&form.expires_in_days, now)?)));
     let created = match checked {
-        Ok((name, handles)) => {
-            service::create(state.store.as_ref(), &web.user, &name, handles, state.clock.now()).await.map(|r| (name, r))
+        Ok((name, handles, expires_at)) => {
+            service::create_expiring(state.store.as_ref(), &web.user, &name, handles, expires_at, now)
+                .await
+                .map(|r| (name, r))
         }
         Err(err) => Err(err),
     };
@@ -134,7 +162,13 @@ pub async fn create(
         }
         Err(err) => {
             let (status, error) = form_error(&err, &KEY_FIELDS);
-            let extras = Extras { name: form.name, handles: form.handles, error, created: None };
+            let extras = Extras {
+                name: form.name,
+                handles: form.handles,
+                expires_in_days: form.expires_in_days,
+                error,
+                created: None,
+            };
             keys_page(&state, &web, status, extras).await
         }
     }

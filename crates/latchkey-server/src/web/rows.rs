@@ -142,6 +142,10 @@ pub struct ApiKeyRow {
     pub created: When,
     pub last_used: Option<When>,
     pub revoked: Option<When>,
+    /// When it expires or expired, if it does.
+    pub expires: Option<When>,
+    /// Whether it has expired.
+    pub expired: bool,
 }
 
 impl ApiKeyRow {
@@ -158,6 +162,8 @@ impl ApiKeyRow {
             created: when::ago(now, key.created_at, ""),
             last_used: key.last_used_at.map(|at| when::ago(now, at, "")),
             revoked: key.revoked_at.map(|at| when::ago(now, at, "")),
+            expires: key.expires_at.map(|at| when::expiry(now, at)),
+            expired: key.is_expired(now),
         }
     }
 }

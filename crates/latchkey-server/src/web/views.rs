@@ -194,6 +194,8 @@ pub struct ApiKeysPage {
     /// The form's values after a refused create: name and handles.
     pub name: String,
     pub handles: String,
+    /// The form's days until expiry after a refused create.
+    pub expires_in_days: String,
     pub error: FormError,
     /// The public URL, for `LATCHKEY_URL`.
     pub public_url: String,

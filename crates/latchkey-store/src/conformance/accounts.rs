@@ -38,12 +38,13 @@ pub(super) async fn duplicate_username_is_a_conflict(store: &dyn Store) {
     assert_eq!(store.user_by_username(&first.username).await.expect("user_by_username"), Some(first));
 }
 
-/// A key reads back as written by its digest, with and without a handle list.
+/// A key reads back as written by its digest, with and without a handle list, and with its expiry.
 pub(super) async fn api_keys_round_trip(store: &dyn Store) {
     let user = new_user(store).await;
     let mut limited = api_key_record(&user.id, T0);
     limited.handles = Some(vec![handle("crm"), handle("billing-2")]);
     limited.last_used_at = Some(T0.plus_secs(5));
+    limited.expires_at = Some(T0.plus_secs(30 * 86_400));
     let open = api_key_record(&user.id, T0);
     let mut empty_list = api_key_record(&user.id, T0);
     empty_list.handles = Some(Vec::new());

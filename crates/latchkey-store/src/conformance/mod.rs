@@ -232,6 +232,7 @@ fn api_key_record(user: &UserId, created_at: Timestamp) -> ApiKey {
         created_at,
         last_used_at: None,
         revoked_at: None,
+        expires_at: None,
     }
 }
 

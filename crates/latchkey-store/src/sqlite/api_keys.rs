@@ -15,8 +15,8 @@ impl ApiKeyStore for SqliteStore {
     async fn insert_api_key(&self, key: &ApiKey) -> Result<()> {
         let handles = handles_to_db(key.handles.as_deref())?;
         sqlx::query(
-            "INSERT INTO api_keys (id, user_id, name, prefix, key_hash, handles, created_at, last_used_at, revoked_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO api_keys (id, user_id, name, prefix, key_hash, handles, created_at, last_used_at, revoked_at, \
+             expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(key.id.as_str())
         .bind(key.user_id.as_str())
@@ -27,6 +27,7 @@ impl ApiKeyStore for SqliteStore {
         .bind(key.created_at.secs())
         .bind(key.last_used_at.map(Timestamp::secs))
         .bind(key.revoked_at.map(Timestamp::secs))
+        .bind(key.expires_at.map(Timestamp::secs))
         .execute(&self.pool)
         .await
         .map_err(storage("inserting an API key"))?;

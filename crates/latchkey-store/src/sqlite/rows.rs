@@ -18,7 +18,7 @@ macro_rules! api_key_columns {
     () => {
         "k.id AS k_id, k.user_id AS k_user_id, k.name AS k_name, k.prefix AS k_prefix, k.key_hash AS k_key_hash, \
          k.handles AS k_handles, k.created_at AS k_created_at, k.last_used_at AS k_last_used_at, \
-         k.revoked_at AS k_revoked_at"
+         k.revoked_at AS k_revoked_at, k.expires_at AS k_expires_at"
     };
 }
 
