@@ -67,7 +67,7 @@ impl Application {
             Arc::clone(&keyring),
             http.clone(),
             Arc::clone(&clock),
-            RefreshPolicy { window: config.refresh_window },
+            RefreshPolicy { window: config.refresh_window, tuning: config.refresh_tuning },
         );
         let listener =
             TcpListener::bind(config.listen).await.with_context(|| format!("could not listen on {}", config.listen))?;

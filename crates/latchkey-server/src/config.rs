@@ -12,6 +12,8 @@ use latchkey_crypto::keyfile::KeySource;
 use latchkey_oauth::AllowList;
 use url::Url;
 
+use crate::tokens::RefreshTuning;
+
 /// The settings every command that touches the database or the keys shares (CONTRACT.md "Settings").
 #[derive(Debug, Clone, Args)]
 pub struct Settings {
@@ -49,6 +51,10 @@ pub struct Settings {
     #[arg(long, env = "LATCHKEY_REFRESHER_INTERVAL_SECS", default_value_t = 30, global = true)]
     pub refresher_interval_secs: u64,
 
+    /// Refresh pacing: lease, concurrency and backoff.
+    #[command(flatten)]
+    pub refresh: RefreshFlags,
+
     /// How many API requests a second each API key may make (bursts of as many are allowed).
     #[arg(long, env = "LATCHKEY_API_RATE_LIMIT", default_value_t = 100, global = true)]
     pub api_rate_limit: u32,
@@ -60,6 +66,73 @@ pub struct Settings {
     /// Metrics protection and shutdown grace.
     #[command(flatten)]
     pub ops: crate::ops::OpsFlags,
+}
+
+/// How refreshes are paced (`--refresh-*`); see `RefreshTuning` for what each does.
+#[derive(Debug, Clone, Args)]
+pub struct RefreshFlags {
+    /// How long a replica's claim on a refresh lasts, in seconds; when a replica dies mid-refresh, the others take
+    /// over after this. Keep it above the outbound request timeout (30 s).
+    #[arg(long, env = "LATCHKEY_REFRESH_LEASE_SECS", default_value_t = 60, global = true)]
+    pub refresh_lease_secs: u64,
+
+    /// How many background refreshes one replica runs at once.
+    #[arg(long, env = "LATCHKEY_REFRESH_CONCURRENCY", default_value_t = 16, global = true)]
+    pub refresh_concurrency: usize,
+
+    /// How many background refreshes one replica sends to the same provider host at once.
+    #[arg(long, env = "LATCHKEY_REFRESH_CONCURRENCY_PER_HOST", default_value_t = 4, global = true)]
+    pub refresh_concurrency_per_host: usize,
+
+    /// The wait after a failed refresh, in seconds; doubled after each further failure.
+    #[arg(long, env = "LATCHKEY_REFRESH_BACKOFF_BASE_SECS", default_value_t = 30, global = true)]
+    pub refresh_backoff_base_secs: u64,
+
+    /// The longest wait between refresh attempts, in seconds (a provider's Retry-After may ask for more).
+    #[arg(long, env = "LATCHKEY_REFRESH_BACKOFF_MAX_SECS", default_value_t = 3600, global = true)]
+    pub refresh_backoff_max_secs: u64,
+}
+
+impl Default for RefreshFlags {
+    fn default() -> Self {
+        let tuning = RefreshTuning::default();
+        Self {
+            refresh_lease_secs: tuning.lease.as_secs(),
+            refresh_concurrency: tuning.concurrency,
+            refresh_concurrency_per_host: tuning.concurrency_per_host,
+            refresh_backoff_base_secs: tuning.backoff_base.as_secs(),
+            refresh_backoff_max_secs: tuning.backoff_max.as_secs(),
+        }
+    }
+}
+
+impl RefreshFlags {
+    /// The validated tuning.
+    ///
+    /// # Errors
+    /// A message naming the flag that is out of range.
+    pub fn tuning(&self) -> anyhow::Result<RefreshTuning> {
+        if self.refresh_lease_secs == 0 {
+            bail!("--refresh-lease-secs must be at least 1");
+        }
+        if self.refresh_concurrency == 0 || self.refresh_concurrency_per_host == 0 {
+            bail!("--refresh-concurrency and --refresh-concurrency-per-host must be at least 1");
+        }
+        if self.refresh_backoff_base_secs == 0 {
+            bail!("--refresh-backoff-base-secs must be at least 1");
+        }
+        if self.refresh_backoff_max_secs < self.refresh_backoff_base_secs {
+            bail!("--refresh-backoff-max-secs must be at least --refresh-backoff-base-secs");
+        }
+        Ok(RefreshTuning {
+            lease: Duration::from_secs(self.refresh_lease_secs),
+            concurrency: self.refresh_concurrency,
+            concurrency_per_host: self.refresh_concurrency_per_host,
+            backoff_base: Duration::from_secs(self.refresh_backoff_base_secs),
+            backoff_max: Duration::from_secs(self.refresh_backoff_max_secs),
+            ..RefreshTuning::default()
+        })
+    }
 }
 
 /// Where the master key comes from: `LATCHKEY_MASTER_KEY` wins over the key file.
@@ -83,6 +156,8 @@ pub struct Config {
     pub outbound_allow: AllowList,
     pub refresh_window: Option<Duration>,
     pub refresher_interval: Duration,
+    /// Lease, concurrency and backoff of refreshes.
+    pub refresh_tuning: RefreshTuning,
     pub authorization_link_ttl: Duration,
     /// API requests a second per key.
     pub api_rate_limit: NonZeroU32,
@@ -117,6 +192,7 @@ impl Config {
                 .map_err(|e| anyhow::anyhow!("--outbound-allow: {e}"))?,
             refresh_window: settings.refresh_window_secs.map(Duration::from_secs),
             refresher_interval: Duration::from_secs(settings.refresher_interval_secs),
+            refresh_tuning: settings.refresh.tuning()?,
             authorization_link_ttl: Duration::from_secs(settings.authorization_link_ttl_secs),
             api_rate_limit: NonZeroU32::new(settings.api_rate_limit)
                 .ok_or_else(|| anyhow::anyhow!("--api-rate-limit must be at least 1"))?,
@@ -176,6 +252,7 @@ mod tests {
             outbound_allow: Some("10.0.0.0/8, idp.internal".into()),
             refresh_window_secs: None,
             refresher_interval_secs: 30,
+            refresh: RefreshFlags::default(),
             authorization_link_ttl_secs: 600,
             ops: crate::ops::OpsFlags::default(),
             api_rate_limit: 100,

@@ -7,6 +7,6 @@ mod refresher;
 mod service;
 
 pub use device::run_device_poller;
-pub use policy::RefreshPolicy;
+pub use policy::{RefreshPolicy, RefreshTuning};
 pub use refresher::run_refresher;
 pub use service::{FreshToken, TokenService};

@@ -23,10 +23,8 @@ use super::policy::{RefreshPolicy, is_expired};
 use crate::ops::Metrics;
 use crate::sealing::{self, Column};
 
-/// How long a refresh lease lasts; longer than the outbound request timeout.
-const LEASE_SECS: i64 = 60;
-/// How long a caller waits for another process's refresh before giving up.
-const FOREIGN_REFRESH_WAIT: Duration = Duration::from_secs(70);
+/// How much longer than a lease a caller waits for another process's refresh before giving up.
+const FOREIGN_REFRESH_GRACE: Duration = Duration::from_secs(10);
 /// How often a caller looks whether another process's refresh has landed.
 const FOREIGN_REFRESH_POLL: Duration = Duration::from_millis(100);
 
@@ -152,6 +150,13 @@ impl TokenService {
             }
             return self.inner.fresh(connection, tokens);
         }
+        if !force && self.inner.refresh_stopped(connection) {
+            if !is_expired(tokens, now) {
+                return self.inner.fresh(connection, tokens);
+            }
+            let last = connection.last_error.clone().unwrap_or_else(|| format!("refreshing '{handle}' stopped"));
+            return Err(Error::Provider { message: last, retryable: false });
+        }
         if !force && connection.retry_after.is_some_and(|at| at > now) {
             if !is_expired(tokens, now) {
                 return self.inner.fresh(connection, tokens);
@@ -216,6 +221,25 @@ impl TokenService {
         }
     }
 
+    /// Claims up to `limit` connections due for a background refresh, leased to this process (see
+    /// [`latchkey_core::store::ConnectionStore::claim_due_refreshes`]).
+    ///
+    /// # Errors
+    /// A storage failure.
+    pub async fn claim_due(&self, limit: u32) -> Result<Vec<ConnectionId>> {
+        let now = self.inner.clock.now();
+        let until = now.plus_secs(self.inner.lease_secs());
+        self.inner.store.claim_due_refreshes(&self.inner.owner, now, until, limit).await
+    }
+
+    /// Gives back the lease of a claimed connection that will not be refreshed after all (at shutdown).
+    ///
+    /// # Errors
+    /// A storage failure.
+    pub async fn release(&self, id: &ConnectionId) -> Result<()> {
+        self.inner.store.release_refresh(id, &self.inner.owner).await
+    }
+
     /// Refreshes the connection if it is still due (used by the background refresher).
     ///
     /// # Errors
@@ -269,6 +293,17 @@ impl TokenService {
 }
 
 impl Inner {
+    fn lease_secs(&self) -> i64 {
+        i64::try_from(self.policy.tuning.lease.as_secs()).unwrap_or(i64::MAX / 4).max(1)
+    }
+
+    /// Whether the refresher gave up on this connection after repeated permanent failures.
+    fn refresh_stopped(&self, connection: &Connection) -> bool {
+        connection.status == Status::Error
+            && connection.refresh_at.is_none()
+            && connection.failure_count >= self.policy.tuning.stop_after_failures
+    }
+
     fn fresh(&self, connection: &Connection, tokens: &StoredTokens) -> Result<FreshToken> {
         let token = sealing::open(&self.keyring, &connection.id, Column::AccessToken, &tokens.access_token)?;
         Ok(FreshToken {
@@ -313,10 +348,10 @@ impl Inner {
 
     /// Claims the lease (or waits for the process that holds it), then refreshes unless somebody already did.
     async fn refresh_once(&self, id: &ConnectionId, seen: Option<Seen>, by: &Actor) -> Result<FreshToken> {
-        let deadline = tokio::time::Instant::now() + FOREIGN_REFRESH_WAIT;
+        let deadline = tokio::time::Instant::now() + self.policy.tuning.lease + FOREIGN_REFRESH_GRACE;
         loop {
             let now = self.clock.now();
-            if self.store.claim_refresh(id, &self.owner, now, now.plus_secs(LEASE_SECS)).await? {
+            if self.store.claim_refresh(id, &self.owner, now, now.plus_secs(self.lease_secs())).await? {
                 break;
             }
             // Another process is refreshing: wait for its result to land.
@@ -445,7 +480,7 @@ impl Inner {
                 response.refresh_token = None;
                 let (stored, _) = self.tokens_from_response(id, &response, None, now);
                 // Renewed by repeating the grant, so scheduled like a refreshable token.
-                let refresh_at = self.policy.refresh_at(now, stored.expires_at);
+                let refresh_at = self.policy.scheduled_at(id, now, stored.expires_at);
                 let write =
                     TokenWrite { tokens: stored, refresh_at, now, expected_version: Some(connection.token_version) };
                 if self.store.save_tokens(id, &write).await? {
@@ -519,7 +554,10 @@ impl Inner {
             return Err(Error::NeedsReauth(message));
         }
         let failures = connection.failure_count + 1;
-        let wait = RefreshPolicy::backoff_secs(failures, err.retry_after());
+        if !err.is_retryable() && failures >= self.policy.tuning.stop_after_failures {
+            return self.stop_refreshing(connection, &described, failures, now).await;
+        }
+        let wait = self.policy.backoff_secs(failures, err.retry_after());
         let message = format!("refreshing '{handle}' failed: {described}");
         let write = FailureWrite {
             status: Status::Error,
@@ -531,6 +569,32 @@ impl Inner {
         self.store.record_failure(&connection.id, &write).await?;
         tracing::warn!(handle = %handle, error = %described, failures, retry_in_secs = wait, "refresh failed");
         Err(Error::Provider { message, retryable: err.is_retryable() })
+    }
+
+    /// Records the last of repeated permanent failures and takes the connection off the refresher's schedule:
+    /// no retry loop against a provider that keeps refusing for a reason time will not fix.
+    async fn stop_refreshing(
+        &self,
+        connection: &Connection,
+        described: &str,
+        failures: i64,
+        now: Timestamp,
+    ) -> Result<FreshToken> {
+        let handle = &connection.handle;
+        let message = format!(
+            "refreshing '{handle}' failed {failures} times in a row (the last time: {described}); latchkey stopped trying: check the settings of '{handle}' and save them, or reconnect '{handle}' in the latchkey UI"
+        );
+        let write = FailureWrite {
+            status: Status::Error,
+            last_error: message.clone(),
+            failure_count: failures,
+            retry_after: None,
+            now,
+        };
+        self.store.record_failure(&connection.id, &write).await?;
+        self.store.stop_refreshing(&connection.id).await?;
+        tracing::warn!(handle = %handle, error = %described, failures, "refresh keeps failing; refreshing stopped");
+        Err(Error::Provider { message, retryable: false })
     }
 
     fn tokens_from_response(
@@ -563,7 +627,8 @@ impl Inner {
             scope,
             extra,
         };
-        let refresh_at = if stored.refresh_token.is_some() { self.policy.refresh_at(now, expires_at) } else { None };
+        let refresh_at =
+            if stored.refresh_token.is_some() { self.policy.scheduled_at(id, now, expires_at) } else { None };
         (stored, refresh_at)
     }
 }

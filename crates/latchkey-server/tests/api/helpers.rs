@@ -1,7 +1,10 @@
-//! Starts the real server on a random loopback port with a fresh SQLite file and a manual clock, and offers the
+//! Starts the real server on a random loopback port with a fresh database and a manual clock, and offers the
 //! steps a test story needs: a user with an API key, a connection authorized through the real flow.
+//!
+//! The database is a SQLite file in a temporary folder, or, with `LATCHKEY_TEST_BACKEND=postgres`, a fresh
+//! PostgreSQL database per server (shared by the servers a test starts on the same [`TestData`], as replicas).
 
-use std::path::PathBuf;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,6 +14,7 @@ use latchkey_crypto::keyfile::KeySource;
 use latchkey_server::service::{api_keys, users};
 use latchkey_server::state::SharedState;
 use latchkey_server::{Application, Config};
+use latchkey_store::testing::TestDatabase;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
@@ -20,14 +24,19 @@ use crate::provider::MockProvider;
 #[derive(Clone)]
 pub struct Options {
     pub refresher_interval: Duration,
-    pub dir: Option<Arc<tempfile::TempDir>>,
+    /// Another server's data: a replica (started while it runs) or a restart (after it stopped).
+    pub dir: Option<Arc<TestData>>,
     pub key_source: Option<KeySource>,
     /// Off turns the outbound guard on, as in production.
     pub allow_private_networks: bool,
     pub outbound_allow: latchkey_oauth::AllowList,
     pub api_rate_limit: std::num::NonZeroU32,
+    /// Lease, concurrency and backoff of refreshes.
+    pub refresh_tuning: latchkey_server::tokens::RefreshTuning,
     /// How outbound requests resolve host names: no DNS in tests, `localhost` only unless a test adds names.
     pub lookup: Arc<dyn latchkey_oauth::Lookup>,
+    /// Metrics token, shutdown grace and webhook tick (50 ms).
+    pub ops: latchkey_server::ops::OpsConfig,
 }
 
 /// A name lookup from a fixed table, so that no test asks a DNS server anything; unknown names fail to resolve.
@@ -67,7 +76,12 @@ impl Default for Options {
             allow_private_networks: true,
             outbound_allow: latchkey_oauth::AllowList::default(),
             api_rate_limit: std::num::NonZeroU32::new(1000).expect("non-zero"),
+            refresh_tuning: latchkey_server::tokens::RefreshTuning::default(),
             lookup: Arc::new(NameMap::loopback()),
+            ops: latchkey_server::ops::OpsConfig {
+                webhook_tick: Duration::from_millis(50),
+                ..latchkey_server::ops::OpsConfig::default()
+            },
         }
     }
 }
@@ -77,17 +91,63 @@ pub struct TestApp {
     pub address: String,
     pub state: SharedState,
     pub clock: Arc<ManualClock>,
-    pub dir: Arc<tempfile::TempDir>,
+    pub dir: Arc<TestData>,
     pub setup_link: Option<String>,
     pub http: reqwest::Client,
     shutdown: CancellationToken,
     server: Option<tokio::task::JoinHandle<()>>,
 }
 
-pub fn config_for(dir: &std::path::Path, options: &Options) -> Config {
+/// The variable that picks the tests' database: `postgres` for PostgreSQL, anything else (or unset) for SQLite.
+pub const BACKEND_VARIABLE: &str = "LATCHKEY_TEST_BACKEND";
+
+/// Whether the tests run on PostgreSQL (`LATCHKEY_TEST_BACKEND=postgres`).
+pub fn on_postgres() -> bool {
+    std::env::var(BACKEND_VARIABLE).is_ok_and(|v| v.trim().eq_ignore_ascii_case("postgres"))
+}
+
+/// Where a test server keeps its data: a temporary folder (the key file, and the SQLite database) and, on
+/// PostgreSQL, a fresh database dropped with this value.
+pub struct TestData {
+    folder: tempfile::TempDir,
+    database: Option<TestDatabase>,
+}
+
+impl TestData {
+    /// A new empty folder, and a new database when the tests run on PostgreSQL.
+    ///
+    /// # Panics
+    /// On PostgreSQL, when the server is not reachable: asking for the backend by name makes it required.
+    pub async fn create() -> Arc<Self> {
+        let folder = tempfile::tempdir().expect("temp dir");
+        let database = if on_postgres() {
+            let database = TestDatabase::create().await;
+            Some(database.unwrap_or_else(|| panic!("{BACKEND_VARIABLE}=postgres, but PostgreSQL is not reachable")))
+        } else {
+            None
+        };
+        Arc::new(Self { folder, database })
+    }
+
+    /// The temporary folder.
+    pub fn path(&self) -> &Path {
+        self.folder.path()
+    }
+
+    /// The database URL the servers on this data use.
+    pub fn database_url(&self) -> String {
+        match &self.database {
+            Some(database) => database.url().to_owned(),
+            None => format!("sqlite://{}", self.path().join("latchkey.db").display()),
+        }
+    }
+}
+
+pub fn config_for(data: &TestData, options: &Options) -> Config {
+    let dir = data.path();
     Config {
         listen: "127.0.0.1:0".parse().expect("addr"),
-        database_url: format!("sqlite://{}", dir.join("latchkey.db").display()),
+        database_url: data.database_url(),
         // Port 0: the application puts the port it bound into the public URL.
         public_url: url::Url::parse("http://127.0.0.1:0").expect("url"),
         key_source: options.key_source.clone().unwrap_or_else(|| KeySource::File(dir.join("master.key"))),
@@ -95,13 +155,11 @@ pub fn config_for(dir: &std::path::Path, options: &Options) -> Config {
         outbound_allow: options.outbound_allow.clone(),
         refresh_window: None,
         refresher_interval: options.refresher_interval,
+        refresh_tuning: options.refresh_tuning,
         authorization_link_ttl: Duration::from_secs(600),
         api_rate_limit: options.api_rate_limit,
         device_poll_tick: Duration::from_millis(50),
-        ops: latchkey_server::ops::OpsConfig {
-            webhook_tick: Duration::from_millis(50),
-            ..latchkey_server::ops::OpsConfig::default()
-        },
+        ops: options.ops.clone(),
     }
 }
 
@@ -117,8 +175,11 @@ pub async fn spawn_with(options: Options) -> TestApp {
 
 /// Starts a server, or says why it would not start.
 pub async fn try_spawn(options: Options) -> anyhow::Result<TestApp> {
-    let dir = options.dir.clone().unwrap_or_else(|| Arc::new(tempfile::tempdir().expect("temp dir")));
-    let config = config_for(dir.path(), &options);
+    let dir = match options.dir.clone() {
+        Some(dir) => dir,
+        None => TestData::create().await,
+    };
+    let config = config_for(&dir, &options);
     let clock = Arc::new(ManualClock::starting_now());
     let lookup = Arc::clone(&options.lookup);
     let app = Application::build_with_lookup(config, Arc::clone(&clock) as Arc<dyn Clock>, lookup).await?;
@@ -166,7 +227,7 @@ pub struct Caller {
 
 impl TestApp {
     /// Stops the server and waits for it.
-    pub async fn stop(mut self) -> Arc<tempfile::TempDir> {
+    pub async fn stop(mut self) -> Arc<TestData> {
         self.shutdown.cancel();
         if let Some(server) = self.server.take() {
             let _ = server.await;
@@ -178,8 +239,9 @@ impl TestApp {
         format!("{}{path}", self.address)
     }
 
-    pub fn database_path(&self) -> PathBuf {
-        self.dir.path().join("latchkey.db")
+    /// The database URL of this server.
+    pub fn database_url(&self) -> String {
+        self.dir.database_url()
     }
 
     /// Creates a user with an API key (optionally limited to handles).

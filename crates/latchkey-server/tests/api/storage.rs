@@ -35,6 +35,28 @@ async fn the_database_files_hold_no_secret_in_clear() {
     let mut needles = provider.issued_tokens();
     needles.push(client_secret.clone());
     needles.push(alice.key.clone());
+    if crate::helpers::on_postgres() {
+        // Every row of every table as PostgreSQL prints it (bytea as hex): no needle in clear, nor in hex.
+        let pool = sqlx::PgPool::connect(&app.database_url()).await.expect("open the database directly");
+        let tables: Vec<String> =
+            sqlx::query_scalar("SELECT tablename::text FROM pg_tables WHERE schemaname = 'public'")
+                .fetch_all(&pool)
+                .await
+                .expect("tables");
+        let mut dump = String::new();
+        for table in &tables {
+            let rows: Vec<String> =
+                sqlx::query_scalar(&format!("SELECT t::text FROM \"{table}\" t")).fetch_all(&pool).await.expect("rows");
+            dump.extend(rows);
+        }
+        pool.close().await;
+        assert!(dump.contains("alice"), "the dump is real");
+        for needle in &needles {
+            let hex: String = needle.bytes().map(|b| format!("{b:02x}")).collect();
+            assert!(!dump.contains(needle.as_str()) && !dump.contains(&hex), "the database holds {needle} in clear");
+        }
+        return;
+    }
     let dir = app.dir.path().to_owned();
     let mut checked = 0;
     for entry in std::fs::read_dir(&dir).expect("dir") {
@@ -66,16 +88,17 @@ async fn a_sealed_value_moved_to_another_row_does_not_open() {
     app.connect(&alice, "one", &provider, "s").await;
     app.connect(&alice, "two", &provider, "s").await;
 
-    let url = format!("sqlite://{}", app.database_path().display());
-    let pool = sqlx::SqlitePool::connect(&url).await.expect("open the database directly");
-    sqlx::query(
-        "UPDATE connections SET access_token = (SELECT access_token FROM connections WHERE handle = 'one') \
-         WHERE handle = 'two'",
-    )
-    .execute(&pool)
-    .await
-    .expect("copy the sealed token");
-    pool.close().await;
+    let copy = "UPDATE connections SET access_token = (SELECT access_token FROM connections WHERE handle = 'one') \
+                WHERE handle = 'two'";
+    if crate::helpers::on_postgres() {
+        let pool = sqlx::PgPool::connect(&app.database_url()).await.expect("open the database directly");
+        sqlx::query(copy).execute(&pool).await.expect("copy the sealed token");
+        pool.close().await;
+    } else {
+        let pool = sqlx::SqlitePool::connect(&app.database_url()).await.expect("open the database directly");
+        sqlx::query(copy).execute(&pool).await.expect("copy the sealed token");
+        pool.close().await;
+    }
 
     assert_eq!(app.token(&alice, "one").await.0, 200);
     let (status, body) = app.token(&alice, "two").await;
