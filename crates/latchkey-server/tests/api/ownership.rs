@@ -115,7 +115,7 @@ async fn a_key_limited_to_some_handles_reaches_no_others() {
 }
 
 #[tokio::test]
-async fn a_key_counts_only_in_the_authorization_header_and_only_until_revoked() {
+async fn a_key_counts_only_in_the_authorization_header_and_only_until_revoked_or_expired() {
     let app = spawn_app().await;
     let provider = MockProvider::start("client-1", "cs").await;
     let dave = app.caller("dave", None).await;
@@ -144,5 +144,27 @@ async fn a_key_counts_only_in_the_authorization_header_and_only_until_revoked() 
     assert_eq!(status, 401);
     let connections = app.state.store.list_connections(&dave.user.id).await.expect("connections");
     assert_eq!(connections.len(), 1, "a revoked key deleted nothing");
+
+    // A key given a lifetime works until it ends, and not a second longer.
+    let now = app.clock.now();
+    let (_, key) = latchkey_server::service::api_keys::create_expiring(
+        app.state.store.as_ref(),
+        &dave.user,
+        "short-lived",
+        None,
+        Some(now.plus_secs(60)),
+        now,
+    )
+    .await
+    .expect("expiring key");
+    let expiring = Caller { user: dave.user.clone(), key: key.expose().to_owned() };
+    assert_eq!(app.token(&expiring, "crm").await.0, 200);
+    app.clock.advance(61);
+    for (method, path, body) in handle_endpoints("crm") {
+        let (status, answer) = app.api(&expiring, method.clone(), &path, body).await;
+        assert_eq!(status, 401, "{method} {path}: {answer}");
+    }
+    let connections = app.state.store.list_connections(&dave.user.id).await.expect("connections");
+    assert_eq!(connections.len(), 1, "an expired key deleted nothing");
     app.stop().await;
 }
