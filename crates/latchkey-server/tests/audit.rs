@@ -164,6 +164,36 @@ async fn connection_and_api_key_changes_are_recorded_and_outlive_the_connection(
 }
 
 #[tokio::test]
+async fn device_authorizations_are_recorded_when_they_end() {
+    let app = spawn_app().await;
+    let provider = MockProvider::start("client-1", "s").await;
+    let alice = app.caller("alice", None).await;
+    let device = |handle: &str| {
+        json!({"handle": handle, "grant_type": "device_code", "token_url": provider.token_url(),
+            "device_authorization_url": provider.device_authorization_url(), "client_id": "client-1",
+            "client_secret": "s", "scopes": "read"})
+    };
+    for handle in ["tv", "radio"] {
+        let (status, body) = app.api(&alice, Method::POST, "/api/v1/connections", Some(device(handle))).await;
+        assert_eq!(status, 201, "{body}");
+    }
+    // The first poll is denied (whichever flow it is for), the next one approved.
+    provider.push_canned(provider::Canned::json(400, json!({"error": "access_denied"})));
+    app.clock.advance(1);
+    let finished = async || {
+        let all = records(&app, &alice, "/api/v1/audit").await;
+        let ended: Vec<Value> = all.into_iter().filter(|r| r["action"] == "connection_authorized").collect();
+        ended
+    };
+    wait_for("both device authorizations to end", async || finished().await.len() == 2).await;
+    let ended = finished().await;
+    assert!(ended.iter().all(|r| r["actor"] == "authorization"), "{ended:?}");
+    let mut outcomes: Vec<&str> = ended.iter().filter_map(|r| r["outcome"].as_str()).collect();
+    outcomes.sort_unstable();
+    assert_eq!(outcomes, ["ok", "provider_error"]);
+}
+
+#[tokio::test]
 async fn other_users_keys_cannot_read_a_connections_log() {
     let app = spawn_app().await;
     let provider = MockProvider::start("client-1", "s").await;

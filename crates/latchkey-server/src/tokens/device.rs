@@ -3,8 +3,8 @@
 //! (`device_flows`), so a restart picks polling up where it was; due-ness and expiry follow the injectable clock,
 //! and only the wake-up tick is real time (`Config::device_poll_tick`, short in tests).
 
-use latchkey_core::Result;
 use latchkey_core::model::{Connection, DeviceFlow, FailureWrite, Status, TokenWrite};
+use latchkey_core::{Error, Result};
 use latchkey_oauth::DevicePoll;
 use tokio_util::sync::CancellationToken;
 
@@ -70,7 +70,12 @@ async fn finish(state: &SharedState, connection: &Connection, status: Status, me
     let now = state.clock.now();
     let write =
         FailureWrite { status, last_error: message, failure_count: connection.failure_count, retry_after: None, now };
+    let failed: Result<()> = Err(match status {
+        Status::NeedsReauth => Error::NeedsReauth(write.last_error.clone()),
+        _ => Error::Provider { message: write.last_error.clone(), retryable: false },
+    });
     state.store.record_failure(&connection.id, &write).await?;
+    state.audit.authorization_finished(connection, &failed).await;
     state.store.delete_device_flow(&connection.id).await
 }
 
@@ -126,6 +131,7 @@ async fn poll(state: &SharedState, flow: &DeviceFlow) -> Result<()> {
             let write = TokenWrite { tokens, refresh_at, now, expected_version: None };
             state.store.save_tokens(id, &write).await?;
             state.store.delete_device_flow(id).await?;
+            state.audit.authorization_finished(&connection, &Ok::<(), Error>(())).await;
             tracing::info!(handle = %handle, "device authorization approved; connection connected");
             Ok(())
         }
