@@ -2,12 +2,13 @@
 //! smuggling markup into the pages through a provider's answers. Each test fails if its door reopens.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::header::{ORIGIN, RETRY_AFTER};
 use reqwest::{Method, StatusCode};
 
-use crate::helpers::{Caller, TestApp, spawn_app};
+use crate::helpers::{Caller, NameMap, Options, TestApp, spawn_app, spawn_with};
 use crate::provider::{Canned, MockProvider};
 use crate::quirky::{self, Answer, Quirky, body, connect};
 
@@ -260,5 +261,33 @@ async fn kept_values_are_stored_without_control_characters() {
     for (name, value) in &stored.extra {
         assert!(!name.chars().chain(value.chars()).any(char::is_control), "{name}: {value:?}");
     }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_connection_form_refuses_a_token_url_that_resolves_inside_the_network() {
+    let names = NameMap::loopback().with("idp.corp.example", &["10.1.2.3"]);
+    let options = Options { allow_private_networks: false, lookup: Arc::new(names), ..Options::default() };
+    let app = spawn_with(options).await;
+    let alice = app.caller("alice", None).await;
+    let person = log_in(&app, "alice").await;
+    let form = [
+        ("csrf", person.csrf.as_str()),
+        ("provider", "custom"),
+        ("client_id", "client-1"),
+        ("client_secret", "cs"),
+        ("authorization_url", "https://idp.corp.example/authorize"),
+        ("token_url", "https://idp.corp.example/token"),
+        ("name", "Inside"),
+        ("handle", "inside"),
+        ("scopes", "read"),
+    ];
+    let answer = person.browser.post(app.url("/connections")).form(&form).send().await.expect("post");
+    assert_eq!(answer.status(), StatusCode::BAD_REQUEST);
+    let page = answer.text().await.expect("page");
+    let note = page.split("data-error-for=\"token_url\"").nth(1).unwrap_or_default();
+    assert!(note.split("</").next().unwrap_or_default().contains("resolves to 10.1.2.3"), "{page}");
+    let (_, list) = app.api(&alice, Method::GET, "/api/v1/connections", None).await;
+    assert_eq!(list["connections"].as_array().map(Vec::len), Some(0), "nothing saved: {list}");
     app.stop().await;
 }
