@@ -23,6 +23,9 @@ pub struct TokenCall {
     pub params: HashMap<String, String>,
     pub accept: Option<String>,
     pub content_type: Option<String>,
+    /// When the request arrived.
+    #[allow(dead_code, reason = "read by the cluster tests (tests/cluster.rs), which share this file")]
+    pub at: std::time::Instant,
 }
 
 impl TokenCall {
@@ -77,6 +80,9 @@ struct Inner {
     issue_refresh_token: bool,
     deny_authorization: bool,
     hold_refresh: bool,
+    /// Invalidate a presented refresh token as soon as the request arrives (as if the provider had rotated it
+    /// and its answer were lost).
+    consume_on_arrival: bool,
     tag: String,
 }
 
@@ -172,6 +178,19 @@ impl MockProvider {
         self.with(|i| i.hold_refresh = on);
     }
 
+    /// Lets new refresh requests through again, while those already held stay held until
+    /// [`MockProvider::release`].
+    #[allow(dead_code, reason = "used by the cluster tests (tests/cluster.rs), which share this file")]
+    pub fn stop_holding(&self) {
+        self.with(|i| i.hold_refresh = false);
+    }
+
+    /// Makes a presented refresh token invalid the moment its request arrives, before any hold.
+    #[allow(dead_code, reason = "used by the cluster tests (tests/cluster.rs), which share this file")]
+    pub fn set_consume_on_arrival(&self, on: bool) {
+        self.with(|i| i.consume_on_arrival = on);
+    }
+
     pub fn release(&self) {
         self.with(|i| i.hold_refresh = false);
         self.released.notify_waiters();
@@ -254,12 +273,22 @@ async fn token(
     Form(params): Form<HashMap<String, String>>,
 ) -> Response {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
-    let call = TokenCall { params: params.clone(), accept: header("accept"), content_type: header("content-type") };
+    let call = TokenCall {
+        params: params.clone(),
+        accept: header("accept"),
+        content_type: header("content-type"),
+        at: std::time::Instant::now(),
+    };
     // Client credentials renew like a refresh, so they are held and counted alike.
     let is_refresh =
         matches!(params.get("grant_type").map(String::as_str), Some("refresh_token" | "client_credentials"));
     let (canned, hold) = provider.with(|i| {
         i.token_calls.push(call);
+        if i.consume_on_arrival
+            && let Some(presented) = params.get("refresh_token")
+        {
+            i.valid_refresh_tokens.remove(presented);
+        }
         (i.canned.pop_front(), is_refresh && i.hold_refresh)
     });
     if is_refresh {
