@@ -2,6 +2,7 @@
 //! file, and a mock provider on loopback that each test controls.
 
 mod callback_props;
+mod device_lease;
 mod doors;
 mod flow;
 mod grants;
