@@ -48,7 +48,10 @@ pub fn seal(keyring: &Keyring, id: &ConnectionId, column: Column, secret: &Secre
 pub fn open(keyring: &Keyring, id: &ConnectionId, column: Column, sealed: &Sealed) -> Result<Secret, Error> {
     keyring.open_secret(sealed, &connection_aad(id, column)).map_err(|e| {
         tracing::error!(connection = %id, column = column.name(), error = %e, "a sealed value failed to open");
-        Error::Crypto(format!("the {} of connection {id} could not be decrypted: {e}", column.name()))
+        Error::Crypto(format!(
+            "the {col} of connection {id} (connections.{col}, row {id}) could not be decrypted: {e}",
+            col = column.name()
+        ))
     })
 }
 

@@ -203,3 +203,55 @@ async fn a_bit_flipped_sealed_value_is_refused_by_name() {
     let message = opened.expect_err("tampered").to_string();
     assert!(message.contains("access_token") && message.contains(victim.as_str()), "{message}");
 }
+
+#[tokio::test]
+async fn a_running_server_seals_new_values_with_a_key_added_to_its_key_file() {
+    let app = spawn_app().await;
+    let provider = MockProvider::start("client-1", "s").await;
+    let alice = app.caller("alice", None).await;
+    let old = app.state.keyring.current_id();
+
+    let KeySource::File(path) = app.state.config.key_source.clone() else { panic!("tests use a key file") };
+    let added = latchkey_crypto::MasterKey::generate();
+    latchkey_crypto::append_key(&path, &added).expect("appended");
+    let ring = Arc::clone(&app.state.keyring);
+    wait_for("the server to read the key file again", async || ring.current_id() == added.id()).await;
+    assert_eq!(app.state.keyring.key_ids(), vec![added.id(), old], "the old key stays for opening");
+
+    app.connect(&alice, "crm", &provider, "s").await;
+    let (_, secret) = stored(&app, &alice, "crm", "client_secret").await;
+    let (_, token) = stored(&app, &alice, "crm", "access_token").await;
+    assert_eq!(Keyring::key_id_of(&secret), Some(added.id()));
+    assert_eq!(Keyring::key_id_of(&token), Some(added.id()));
+    assert_eq!(app.token(&alice, "crm").await.0, 200);
+}
+
+#[tokio::test]
+async fn a_server_without_the_key_of_a_row_names_the_key_it_lacks() {
+    // A server whose only key comes from the environment cannot read a key added elsewhere.
+    let old = latchkey_crypto::MasterKey::generate();
+    let env = KeySource::Env(old.to_base64().to_string());
+    let app = spawn_with(Options { key_source: Some(env), ..Options::default() }).await;
+    let provider = MockProvider::start("client-1", "s").await;
+    let alice = app.caller("alice", None).await;
+    app.connect(&alice, "crm", &provider, "s").await;
+
+    // The operator rotates with the new key first, but this server was not restarted with it.
+    let new = latchkey_crypto::MasterKey::generate();
+    let both = KeySource::Env(format!("{},{}", new.to_base64().as_str(), old.to_base64().as_str()));
+    let (store, keyring) = latchkey_server::bootstrap::open(&app.database_url(), &both).await.expect("opens");
+    let rotation =
+        keys::rotate(store.as_ref(), &keyring, &both, ResealOptions::default(), &mut |_| {}).await.expect("rotates");
+    assert!(!rotation.added && rotation.remaining == 0, "{rotation:?}");
+
+    let (status, body) = app.token(&alice, "crm").await;
+    assert_eq!(status, 500, "never a token opened with the wrong key: {body}");
+    assert!(body.get("token").is_none(), "{body}");
+    let (id, sealed) = stored(&app, &alice, "crm", "access_token").await;
+    let err =
+        latchkey_server::sealing::open(&app.state.keyring, &id, latchkey_server::sealing::Column::AccessToken, &sealed)
+            .expect_err("the key is unknown here");
+    let message = err.to_string();
+    assert!(message.contains(&format!("sealed with master key {}", new.id())), "{message}");
+    assert!(message.contains(&format!("connections.access_token, row {id}")), "{message}");
+}
