@@ -217,6 +217,23 @@ async fn other_users_keys_cannot_read_a_connections_log() {
 }
 
 #[tokio::test]
+async fn the_openapi_document_describes_the_audit_endpoints() {
+    let app = spawn_app().await;
+    let alice = app.caller("alice", None).await;
+    let (status, document) = app.api(&alice, Method::GET, "/api/v1/openapi.json", None).await;
+    assert_eq!(status, 200);
+    for path in ["/api/v1/connections/{handle}/audit", "/api/v1/audit"] {
+        assert!(document["paths"][path]["get"].is_object(), "{path} is described");
+    }
+    let token = &document["paths"]["/api/v1/connections/{handle}/token"]["get"]["responses"];
+    assert!(token["503"].is_object(), "the token endpoint names its fail-closed answer");
+    let record = &document["components"]["schemas"]["AuditRecordView"]["properties"];
+    for field in ["id", "at", "action", "actor", "api_key_prefix", "handle", "outcome"] {
+        assert!(record[field].is_object(), "AuditRecordView.{field}");
+    }
+}
+
+#[tokio::test]
 async fn pages_walk_the_log_newest_first() {
     let app = spawn_app().await;
     let provider = MockProvider::start("client-1", "s").await;
@@ -354,6 +371,9 @@ async fn the_audit_page_lists_records_as_escaped_text() {
     assert!(page.contains(&format!("API key {}…", &alice.key[..10])), "{page}");
     assert!(page.contains("a few seconds ago"), "relative time: {page}");
     assert!(page.contains("connection created") && page.contains("authorization finished"), "{page}");
+
+    let response = person.browser.get(app.url("/connections/crm/audit?before=x")).send().await.expect("page");
+    assert_eq!(response.status(), 400, "a malformed page cursor");
 
     let bob = app.caller("bob", None).await;
     let bobs = log_in(&app, &bob.user.username).await;

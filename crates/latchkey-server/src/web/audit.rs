@@ -2,6 +2,7 @@
 //! in pages, with times relative to the server's clock. Every value is escaped by askama.
 
 use askama::Template;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -53,9 +54,13 @@ pub async fn page(
     State(state): State<SharedState>,
     web: WebUser,
     Path(raw): Path<String>,
-    Query(query): Query<AuditPageQuery>,
+    query: Result<Query<AuditPageQuery>, QueryRejection>,
 ) -> Response {
     let nav = Nav::of(&web.session, &web.user);
+    let Ok(Query(query)) = query else {
+        let err = Error::invalid("before", "before must be the number of a record, as the Older records link gives it");
+        return reply::failure(&err, false, Some(nav));
+    };
     let not_found = || Error::NotFound(format!("you have no connection with the handle '{}'", raw.escape_debug()));
     let Ok(handle) = Handle::parse(&raw) else {
         return reply::failure(&not_found(), false, Some(nav));
@@ -73,7 +78,8 @@ pub async fn page(
         Ok(found) => found,
         Err(err) => return reply::failure(&err, false, Some(nav)),
     };
-    if connection.is_none() && entries.is_empty() && query.before.is_none() {
+    if connection.is_none() && entries.is_empty() {
+        // A page past the end of a deleted connection's log, or a handle the person never had.
         return reply::failure(&not_found(), false, Some(nav));
     }
     let full = entries.len() == usize::try_from(PAGE_SIZE).unwrap_or(usize::MAX);
