@@ -1,4 +1,4 @@
-//! The command line of CONTRACT.md: `serve`, `users create`, `api-keys create`, `token`.
+//! The command line of CONTRACT.md: `serve`, `users create`, `api-keys create`, `token`, `keys`.
 
 use std::io::BufRead;
 use std::process::ExitCode;

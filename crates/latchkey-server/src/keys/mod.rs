@@ -99,12 +99,12 @@ fn env_rotation_steps(keyring: &Keyring) -> Error {
         "keys_from_environment",
         format!(
             "the master key comes from {ENV_VAR}, so there is no key file to add a key to, and every value is \
-             already sealed with the current key {current}. To rotate: (1) make a new key with \
-             'latchkey keys generate'; (2) set {ENV_VAR}=NEW,OLD (the new key first, then the current one, \
-             comma-separated) on every server and restart them, so all of them open both and seal with the new \
-             one; (3) run 'latchkey keys rotate' with the same {ENV_VAR}: it seals every value again with the \
-             new key; (4) when 'latchkey keys status' shows that nothing uses the old key, drop it from \
-             {ENV_VAR}.",
+             already sealed with the current key {current}. To rotate, rolling each step out to every server \
+             before the next: (1) make a new key with 'latchkey keys generate'; (2) set {ENV_VAR}=OLD,NEW \
+             (comma-separated: the current key first, so every server learns the new key and still seals with \
+             the old one); (3) set {ENV_VAR}=NEW,OLD, so they seal with the new key; (4) run 'latchkey keys \
+             rotate' with {ENV_VAR}=NEW,OLD: it seals every value again with the new key; (5) when 'latchkey \
+             keys status' shows that nothing uses the old key, drop it from {ENV_VAR}.",
             current = keyring.current_id()
         ),
     )
