@@ -125,6 +125,63 @@ async fn refreshes_are_recorded_with_who_caused_them() {
 }
 
 #[tokio::test]
+async fn failed_refreshes_and_authorizations_are_recorded_with_their_code() {
+    let app = spawn_app().await;
+    let provider = MockProvider::start("client-1", "s").await;
+    let alice = app.caller("alice", None).await;
+    app.connect(&alice, "crm", &provider, "s").await;
+    provider.push_canned(provider::Canned::json(503, json!({"error": "temporarily_unavailable"})));
+    let forced = "/api/v1/connections/crm/token?force_refresh=true";
+    assert_eq!(app.api(&alice, Method::GET, forced, None).await.0, 502);
+    let found = records(&app, &alice, "/api/v1/connections/crm/audit").await;
+    assert!(has(&found, "token_refresh", "provider_error"), "{found:?}");
+
+    provider.set_deny_authorization(true);
+    let link = app.create_connection(&alice, "calendar", &provider, "s").await;
+    let (_, page) = app.follow(&link).await;
+    assert!(!page.contains("Connected"), "{page}");
+    let found = records(&app, &alice, "/api/v1/connections/calendar/audit").await;
+    let ended = found.iter().find(|r| r["action"] == "connection_authorized").expect("the failed authorization");
+    assert_eq!(ended["actor"], "authorization");
+    assert_ne!(ended["outcome"], "ok", "{ended}");
+}
+
+#[tokio::test]
+async fn api_keys_created_on_the_command_line_are_recorded() {
+    let dir = tempfile::tempdir().expect("dir");
+    let latchkey = |args: &[&str], input: &str| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_latchkey"));
+        command
+            .current_dir(dir.path())
+            .args(args)
+            .env_remove("LATCHKEY_MASTER_KEY")
+            .env_remove("LATCHKEY_DATABASE_URL")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = command.spawn().expect("spawn latchkey");
+        std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), input.as_bytes()).expect("stdin");
+        let output = child.wait_with_output().expect("latchkey runs");
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8(output.stdout).expect("text").trim().to_owned()
+    };
+    latchkey(&["users", "create", "alice", "--password-stdin"], "a long enough password\n");
+    let key = latchkey(&["api-keys", "create", "alice", "--name", "ci"], "");
+
+    let url = format!("sqlite://{}", dir.path().join("latchkey-data/latchkey.db").display());
+    let store = latchkey_store::connect(&url).await.expect("open the database");
+    let alice = store.user_by_username("alice").await.expect("read").expect("alice");
+    let query = AuditQuery { user_id: alice.id, handle: None, before: None, limit: 10 };
+    let found = store.audit_records(&query).await.expect("records");
+    assert_eq!(found.len(), 1, "{found:?}");
+    let record = &found[0].record;
+    assert_eq!(record.actor, latchkey_core::audit::Actor::CommandLine);
+    assert_eq!(record.action, latchkey_core::audit::Action::ApiKeyCreate);
+    assert_eq!(record.subject_key.as_deref(), Some(&key[..10]));
+    assert_eq!(record.outcome, "ok");
+}
+
+#[tokio::test]
 async fn connection_and_api_key_changes_are_recorded_and_outlive_the_connection() {
     let app = spawn_app().await;
     let provider = MockProvider::start("client-1", "s").await;
