@@ -162,3 +162,116 @@ async fn api_keys_create_takes_an_expiry_in_days() {
         .expect("read the keys");
     assert_eq!(lifetimes, vec![Some(30 * 86_400)]);
 }
+
+/// Webhook signing secrets of `count` users, sealed with the current key: plenty of rows to re-seal.
+async fn fill(store: &dyn latchkey_core::store::Store, keyring: &latchkey_crypto::Keyring, count: usize) {
+    use latchkey_core::model::{User, UserId};
+    use latchkey_core::{Secret, Timestamp, webhook::Webhook};
+    for i in 0..count {
+        let id = UserId::random();
+        let user = User {
+            username: format!("user-{i}"),
+            id: id.clone(),
+            password_hash: "not a hash: nobody logs in".to_owned(),
+            is_admin: false,
+            created_at: Timestamp(1_700_000_000),
+        };
+        store.insert_user(&user).await.expect("user");
+        let aad = latchkey_crypto::Aad::new("webhooks", "secret", id.as_str());
+        let secret = keyring.seal_secret(&Secret::new(format!("whsec-{id}")), &aad);
+        let webhook = Webhook {
+            user_id: id,
+            url: "https://hooks.example/latchkey".to_owned(),
+            secret,
+            created_at: user.created_at,
+            updated_at: user.created_at,
+        };
+        store.put_webhook(&webhook).await.expect("webhook");
+    }
+}
+
+/// Opens every webhook secret with `keyring`; each must read back as it was written.
+async fn assert_all_open(store: &dyn latchkey_core::store::Store, keyring: &latchkey_crypto::Keyring, count: usize) {
+    let column = latchkey_core::sealed_columns::SEALED_COLUMNS
+        .iter()
+        .find(|c| c.table == "webhooks")
+        .expect("webhooks are sealed");
+    // Every value is "not under" a key id that no key has, so this reads them all.
+    let cells = store.sealed_values_not_under(column, &[0, 0, 0, 0], None, 100_000).await.expect("read");
+    assert_eq!(cells.len(), count);
+    for cell in cells {
+        let aad = latchkey_crypto::Aad::new("webhooks", "secret", &cell.row_id);
+        let secret = keyring.open_secret(&cell.sealed, &aad).expect("every value opens");
+        assert_eq!(secret.expose(), format!("whsec-{}", cell.row_id));
+    }
+}
+
+#[tokio::test]
+async fn a_rotation_killed_half_way_resumes_and_leaves_every_value_readable() {
+    use tokio::io::AsyncBufReadExt as _;
+    const ROWS: usize = 800;
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (ok, _, err) = run(dir.path(), &["keys", "status"], None).await;
+    assert!(ok, "{err}");
+    let key_file = dir.path().join("latchkey-data/master.key");
+    let url = format!("sqlite://{}", dir.path().join("latchkey-data/latchkey.db").display());
+    let source = latchkey_crypto::KeySource::File(key_file.clone());
+    let (store, keyring) = latchkey_server::bootstrap::open(&url, &source).await.expect("opens");
+    let old = keyring.current_id();
+    fill(store.as_ref(), &keyring, ROWS).await;
+
+    // Killed (SIGKILL) as soon as it reports progress.
+    let mut rotate = Command::new(BIN);
+    rotate
+        .current_dir(dir.path())
+        .env_remove("LATCHKEY_MASTER_KEY")
+        .env_remove("LATCHKEY_DATABASE_URL")
+        .env("LATCHKEY_LOG", "warn")
+        .args(["keys", "rotate", "--batch-size", "1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = rotate.spawn().expect("spawn");
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let first = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(line) = lines.next_line().await.expect("read") {
+            if line.contains("values again so far") {
+                return line;
+            }
+        }
+        panic!("the rotation ended without reporting progress");
+    })
+    .await
+    .expect("progress within a minute");
+    child.start_kill().expect("kill");
+    let status = child.wait().await.expect("wait");
+    assert!(!status.success(), "killed: {first}");
+
+    // Half-way: both keys seal values, and every value opens with the key file's ring.
+    let ring = latchkey_crypto::read_key_file(&key_file).expect("the key file is whole");
+    let new = ring.current_id();
+    assert_ne!(new, old);
+    let usage = latchkey_server::keys::key_usage(store.as_ref(), &ring).await.expect("usage");
+    let under = |id| usage.iter().find(|u| u.key == Some(id)).map_or(0, |u| u.values);
+    assert!(under(old) > 0 && under(new) > 0, "stopped half-way: {usage:?}");
+    assert_all_open(store.as_ref(), &ring, ROWS).await;
+
+    // Run again: it finishes without adding a key.
+    let (ok, out, err) = run(dir.path(), &["keys", "rotate"], None).await;
+    assert!(ok, "{err}");
+    assert!(err.contains(&format!("finished the rotation to master key {new}")), "{err}");
+    assert!(out.contains("0 remain under other keys"), "{out}");
+    let only_new = latchkey_crypto::read_key_file(&key_file).expect("key file");
+    assert_eq!(only_new.key_ids(), vec![new, old], "no third key");
+    let usage = latchkey_server::keys::key_usage(store.as_ref(), &only_new).await.expect("usage");
+    assert_eq!(usage.iter().find(|u| u.key == Some(old)).map(|u| u.values), Some(0));
+    assert_all_open(store.as_ref(), &latchkey_crypto::Keyring::new(keyring_key(&key_file), Vec::new()), ROWS).await;
+}
+
+/// The current (last) key of a key file, alone.
+fn keyring_key(path: &Path) -> latchkey_crypto::MasterKey {
+    let text = std::fs::read_to_string(path).expect("key file");
+    let line = text.lines().rfind(|l| !l.trim().is_empty() && !l.starts_with('#')).expect("a key");
+    latchkey_crypto::MasterKey::from_base64(line).expect("a key")
+}
