@@ -33,6 +33,8 @@ pub struct Options {
     pub api_rate_limit: std::num::NonZeroU32,
     /// Lease, concurrency and backoff of refreshes.
     pub refresh_tuning: latchkey_server::tokens::RefreshTuning,
+    /// A fixed refresh window (`--refresh-window-secs`); `None` for the default.
+    pub refresh_window: Option<Duration>,
     /// How outbound requests resolve host names: no DNS in tests, `localhost` only unless a test adds names.
     pub lookup: Arc<dyn latchkey_oauth::Lookup>,
     /// Metrics token, shutdown grace and webhook tick (50 ms).
@@ -77,6 +79,7 @@ impl Default for Options {
             outbound_allow: latchkey_oauth::AllowList::default(),
             api_rate_limit: std::num::NonZeroU32::new(1000).expect("non-zero"),
             refresh_tuning: latchkey_server::tokens::RefreshTuning::default(),
+            refresh_window: None,
             lookup: Arc::new(NameMap::loopback()),
             ops: latchkey_server::ops::OpsConfig {
                 webhook_tick: Duration::from_millis(50),
@@ -153,7 +156,7 @@ pub fn config_for(data: &TestData, options: &Options) -> Config {
         key_source: options.key_source.clone().unwrap_or_else(|| KeySource::File(dir.join("master.key"))),
         allow_private_networks: options.allow_private_networks,
         outbound_allow: options.outbound_allow.clone(),
-        refresh_window: None,
+        refresh_window: options.refresh_window,
         refresher_interval: options.refresher_interval,
         refresh_tuning: options.refresh_tuning,
         authorization_link_ttl: Duration::from_secs(600),
