@@ -147,3 +147,58 @@ async fn reseal_column(
         progress(Progress { column, resealed: report.resealed });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use latchkey_core::model::{ConnectionId, FlowId, UserId};
+    use latchkey_core::sealed_columns::SEALED_COLUMNS;
+    use latchkey_core::webhook::Webhook;
+    use latchkey_core::{Secret, Timestamp};
+    use latchkey_crypto::{Aad, Keyring, MasterKey};
+
+    use crate::sealing::{self, Column};
+
+    /// The walker opens each value with `Aad::new(table, column, row id)`: that must be the associated data the
+    /// server seals it with, for every sealed column, or a rotation would call good values tampered.
+    #[test]
+    fn the_walker_binds_every_column_as_the_server_seals_it() {
+        let ring = Keyring::new(MasterKey::generate(), Vec::new());
+        let secret = Secret::new("sealed-in-the-server");
+        let connection = ConnectionId::random();
+        let flow = FlowId::random();
+        let user = UserId::random();
+        for column in SEALED_COLUMNS {
+            let (row, sealed) = match (column.table, column.column) {
+                ("connections", "client_secret") => {
+                    (connection.to_string(), sealing::seal(&ring, &connection, Column::ClientSecret, &secret))
+                }
+                ("connections", "access_token") => {
+                    (connection.to_string(), sealing::seal(&ring, &connection, Column::AccessToken, &secret))
+                }
+                ("connections", "refresh_token") => {
+                    (connection.to_string(), sealing::seal(&ring, &connection, Column::RefreshToken, &secret))
+                }
+                ("auth_flows", "pkce_verifier") => (flow.to_string(), sealing::seal_verifier(&ring, &flow, &secret)),
+                ("device_flows", "device_code") => {
+                    (connection.to_string(), sealing::seal_device_code(&ring, &connection, &secret))
+                }
+                ("webhooks", "secret") => {
+                    // The webhook module opens with its own associated data: seal as the walker would.
+                    let sealed = ring.seal_secret(&secret, &Aad::new(column.table, column.column, user.as_str()));
+                    let webhook = Webhook {
+                        user_id: user.clone(),
+                        url: String::new(),
+                        secret: sealed.clone(),
+                        created_at: Timestamp(0),
+                        updated_at: Timestamp(0),
+                    };
+                    assert_eq!(crate::webhooks::open_secret(&ring, &webhook).ok(), Some(secret.clone()));
+                    (user.to_string(), sealed)
+                }
+                other => panic!("{other:?} is sealed but this test does not know how the server seals it"),
+            };
+            let aad = Aad::new(column.table, column.column, &row);
+            assert_eq!(ring.open_secret(&sealed, &aad).ok(), Some(secret.clone()), "{column}");
+        }
+    }
+}
