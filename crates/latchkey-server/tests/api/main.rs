@@ -18,6 +18,7 @@ mod quirks_endpoints;
 mod quirks_response;
 mod quirky;
 mod refresh;
+mod refresher;
 mod replicas;
 mod storage;
 mod validation;
