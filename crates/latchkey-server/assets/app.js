@@ -111,7 +111,7 @@
         var focusKey = focused ? (focused.textContent || "").trim() : null;
         var usage = old.querySelector("details.usage");
         var freshUsage = fresh.querySelector("details.usage");
-        if (usage && freshUsage) { freshUsage.open = usage.open; }
+        if (usage && freshUsage && usage.open) { freshUsage.open = true; fillUsage(freshUsage); }
         old.replaceWith(fresh);
         if (fresh.getAttribute("data-status") !== "pending") { settle(handle); }
         if (focusKey) {
@@ -342,6 +342,26 @@
     }
   }
 
+  // ---- "Use it" ------------------------------------------------------------------------------------------
+
+  var USAGE_PLACEHOLDER = "__handle__";
+
+  // Fills a row's "Use it" from the list's one template, with the row's handle (lowercase letters, digits and
+  // hyphens only, so it is safe in markup), when it first opens.
+  function fillUsage(details) {
+    if (details.hasAttribute("data-filled")) { return; }
+    var template = document.getElementById("usage-template");
+    var row = details.closest("li.connection");
+    var handle = row ? row.getAttribute("data-handle") : "";
+    if (!template || !HANDLE_PATTERN.test(handle)) { return; }
+    var fallback = details.querySelector(".snippet-fallback");
+    if (fallback) { fallback.remove(); }
+    var holder = document.createElement("div");
+    holder.innerHTML = template.innerHTML.split(USAGE_PLACEHOLDER).join(handle);
+    while (holder.firstChild) { details.appendChild(holder.firstChild); }
+    details.setAttribute("data-filled", "");
+  }
+
   // ---- The service picker -------------------------------------------------------------------------------
 
   // Choosing another service with the pointer opens its form at once; from the keyboard, arrow keys only move
@@ -394,6 +414,14 @@
     var button = event.target instanceof Element ? event.target.closest("button[data-copy-target]") : null;
     if (button) { copy(button); }
   });
+
+  // "toggle" does not bubble: listen while it travels down.
+  document.addEventListener("toggle", function (event) {
+    var details = event.target;
+    if (details instanceof HTMLDetailsElement && details.open && details.hasAttribute("data-usage")) {
+      fillUsage(details);
+    }
+  }, true);
 
   document.addEventListener("keydown", function (event) {
     var select = event.target;

@@ -260,21 +260,26 @@ async fn the_list_shows_name_handle_status_and_how_to_use_it() {
     assert!(page.contains(">expires in 50 min</time>"), "the expiry, relative: {page}");
     assert!(page.contains(">refreshed 10 min ago</time>"), "the last refresh, relative: {page}");
     assert!(page.contains("<time datetime=\"") && page.contains(" UTC\">"), "the exact times: {page}");
-    assert!(page.contains("/api/v1/connections/crm/token") && page.contains("latchkey token crm"), "{page}");
-    // The JavaScript function once for the whole list; each row only its call (a thousand rows stay light).
-    let js = element_text(&page, "js-function");
+    // The snippets are rendered once, for a placeholder handle that app.js replaces with the row's when its "Use
+    // it" opens; the JavaScript function once for the whole list. A thousand rows stay light.
+    assert!(page.contains("<code>latchkey token crm</code>"), "the row's own command line: {page}");
+    assert!(page.contains("<details class=\"usage\" data-usage><summary>Use it</summary>"), "{page}");
+    assert!(page.contains("<template id=\"usage-template\">"), "{page}");
     assert_eq!(page.matches("async function getOAuthToken").count(), 1, "{page}");
+    let js = element_text(&page, "js-function");
     assert!(js.starts_with("async function getOAuthToken(handle) {"), "{js}");
     assert!(js.contains("process.env.LATCHKEY_API_KEY"), "{js}");
     assert!(
         js.contains(&format!("fetch(\"{}\" + encodeURIComponent(handle)", app.url("/api/v1/connections/"))),
         "{js}"
     );
-    assert_eq!(element_text(&page, "c-crm-js"), "const { token, error } = await getOAuthToken('crm')");
-    assert!(element_text(&page, "c-crm-curl").contains("Authorization: Bearer $LATCHKEY_API_KEY"));
-    assert_eq!(page.matches("data-copy-target=\"c-crm-").count(), 2, "a Copy button for curl and the CLI");
-    assert!(page.contains("data-copy-target=\"js-function c-crm-js\""), "the JavaScript copy takes both: {page}");
-    assert!(page.contains("<details class=\"usage\"><summary>Use it</summary>"), "snippets fold away: {page}");
+    assert_eq!(element_text(&page, "c-__handle__-js"), "const { token, error } = await getOAuthToken('__handle__')");
+    let curl = element_text(&page, "c-__handle__-curl");
+    assert!(curl.contains("Authorization: Bearer $LATCHKEY_API_KEY"), "{curl}");
+    assert!(curl.contains(&app.url("/api/v1/connections/__handle__/token")), "{curl}");
+    assert_eq!(element_text(&page, "c-__handle__-cli"), "latchkey token __handle__");
+    assert!(page.contains("data-copy-target=\"js-function c-__handle__-js\""), "the JavaScript copy takes both");
+    assert_eq!(page.matches("id=\"c-__handle__-curl\"").count(), 1, "once per list, not per row: {page}");
     assert!(!page.contains(&client_secret), "no secret on the page");
     for token in provider.issued_tokens() {
         assert!(!page.contains(&token), "no token on the page");

@@ -28,7 +28,7 @@ use super::form::{
     ConnectionForm, FORM_FIELDS, FormError, FormValues, PRESET_FORM_FIELDS, TokenForm, WebForm, form_error,
 };
 use super::reply;
-use super::rows::{self, ConnectionRow};
+use super::rows::{self, ConnectionRow, Usage};
 use super::services;
 use super::session::WebUser;
 use super::views::{ConfirmPage, ConnectionFormPage, ListPage, Nav, RowFragment};
@@ -54,10 +54,11 @@ async fn list_page(state: &SharedState, web: &WebUser, status: StatusCode, notic
     let page = ListPage {
         nav: Some(nav),
         csrf: web.session.csrf_token.clone(),
-        rows: connections.iter().map(|c| ConnectionRow::new(c, &state.config, now)).collect(),
+        rows: connections.iter().map(|c| ConnectionRow::new(c, now)).collect(),
         redirect_uri: state.config.default_redirect_uri(),
         public_url: state.config.public(""),
         js_function: rows::js_function(&state.config),
+        usage: Usage::new(&state.config),
         notice,
         error,
     };
@@ -131,7 +132,7 @@ pub async fn row(State(state): State<SharedState>, web: WebUser, Path(raw): Path
     };
     match found {
         Ok(connection) => {
-            let row = ConnectionRow::new(&ConnectionSummary::of(&connection), &state.config, state.clock.now());
+            let row = ConnectionRow::new(&ConnectionSummary::of(&connection), state.clock.now());
             reply::page(StatusCode::OK, &RowFragment { csrf: web.session.csrf_token.clone(), row })
         }
         Err(err) => {

@@ -87,7 +87,7 @@ pub async fn device_page(State(state): State<SharedState>, web: WebUser, Path(ra
     let page = DevicePage {
         nav: Some(nav),
         csrf: web.session.csrf_token.clone(),
-        row: ConnectionRow::new(&ConnectionSummary::of(&connection), &state.config, now),
+        row: ConnectionRow::new(&ConnectionSummary::of(&connection), now),
         device: flow.as_ref().filter(|f| f.expires_at > now).map(|f| DeviceBox::new(f, now)),
     };
     reply::page(StatusCode::OK, &page)

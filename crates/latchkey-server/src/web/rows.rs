@@ -1,5 +1,6 @@
-//! What one row of a list shows: a connection with its status, token times and the snippets that fetch its
-//! token, or an API key. Built from stored records and the server's clock; never holds a secret.
+//! What one row of a list shows: a connection with its status and token times, or an API key; and the snippets
+//! that fetch a connection's token, rendered once per list. Built from stored records and the server's clock;
+//! never holds a secret.
 
 use latchkey_core::Timestamp;
 use latchkey_core::model::{ApiKey, ConnectionSummary, Status};
@@ -36,18 +37,42 @@ pub struct ConnectionRow {
     pub refreshed: Option<When>,
     /// Whether a person should reconnect it.
     pub needs_attention: bool,
-    /// `curl` fetching its token.
+}
+
+/// The "Use it" snippets with [`Usage::PLACEHOLDER`] for the handle: rendered once per list, filled in by
+/// `app.js` for the row whose "Use it" opens.
+#[derive(Debug, Clone)]
+pub struct Usage {
+    pub placeholder: &'static str,
+    /// `curl` fetching the token.
     pub curl: String,
-    /// The CLI fetching its token.
+    /// The CLI fetching the token.
     pub cli: String,
-    /// The JavaScript call that fetches its token, with the list's one `getOAuthToken` function.
+    /// The JavaScript call, with the list's one `getOAuthToken` function.
     pub js: String,
 }
 
-impl ConnectionRow {
-    /// The row of `connection` on a server configured by `config`, at `now`.
+impl Usage {
+    /// Stands for the handle; a handle is lowercase letters, digits and hyphens, so it cannot contain this.
+    pub const PLACEHOLDER: &'static str = "__handle__";
+
+    /// The snippets for a server configured by `config`.
     #[must_use]
-    pub fn new(connection: &ConnectionSummary, config: &Config, now: Timestamp) -> Self {
+    pub fn new(config: &Config) -> Self {
+        let handle = Self::PLACEHOLDER;
+        Self {
+            placeholder: handle,
+            curl: curl_snippet(config, handle),
+            cli: format!("latchkey token {handle}"),
+            js: js_call(handle),
+        }
+    }
+}
+
+impl ConnectionRow {
+    /// The row of `connection` at `now`.
+    #[must_use]
+    pub fn new(connection: &ConnectionSummary, now: Timestamp) -> Self {
         let handle = connection.handle.to_string();
         let (note, problem) = note(connection);
         let scopes = connection.scopes.clone();
@@ -69,9 +94,6 @@ impl ConnectionRow {
             has_token: connection.has_tokens,
             refreshed: connection.last_refreshed_at.map(|at| when::ago(now, at, "refreshed")),
             needs_attention: connection.status != Status::Connected,
-            curl: curl_snippet(config, &handle),
-            cli: format!("latchkey token {handle}"),
-            js: js_call(&handle),
             handle,
         }
     }

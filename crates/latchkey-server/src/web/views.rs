@@ -7,7 +7,7 @@ use latchkey_core::model::{Session, User};
 
 use super::device::DeviceBox;
 use super::form::{FormError, FormValues};
-use super::rows::{ApiKeyRow, ConnectionRow};
+use super::rows::{ApiKeyRow, ConnectionRow, Usage};
 use super::services::{PresetForm, ServiceOption};
 
 /// The part of the Settings area a page belongs to, for the navigation's `aria-current`.
@@ -108,6 +108,8 @@ pub struct ListPage {
     pub public_url: String,
     /// The JavaScript function every row's one-line call uses, shown once.
     pub js_function: String,
+    /// The "Use it" snippets, once, for `app.js` to fill in a row's handle.
+    pub usage: Usage,
     /// A sentence about the last action that went well ("'crm' was deleted"), or "".
     pub notice: String,
     /// An error from the last action (reconnect, delete), or "".

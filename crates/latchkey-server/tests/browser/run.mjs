@@ -586,8 +586,10 @@ journey("API keys page: create a key, then use it with the connection's snippets
   await page.goto(`${run.server.url}/connections`);
   const row = rowOf(page, MAIN.name);
   await row.waitFor();
-  // The snippets fold away under "Use it"; the JavaScript function is shown once, below the list.
+  // The snippets fold away under "Use it", filled in for this row when it opens; the JavaScript function is
+  // shown once, below the list.
   await row.getByText("Use it", { exact: true }).click();
+  await row.locator("pre").filter({ hasText: /\bcurl\b/ }).first().waitFor();
 
   // The curl snippet's URL, with the key as its header says.
   const curl = row.locator("pre").filter({ hasText: /\bcurl\b/ }).first();
@@ -605,7 +607,7 @@ journey("API keys page: create a key, then use it with the connection's snippets
   check(await js.count(), `the row of "${MAIN.name}" shows no JavaScript snippet calling getOAuthToken`);
   const call = await js.innerText();
   check(call.includes(`getOAuthToken('${MAIN.handle}')`) || call.includes(`getOAuthToken("${MAIN.handle}")`), `the snippet does not ask for '${MAIN.handle}':\n${call}`);
-  await page.getByText("getOAuthToken for JavaScript", { exact: false }).click();
+  await page.getByText("Use a connection from a script", { exact: false }).click();
   const fn = await page.locator("#js-function").innerText();
   check(fn.startsWith("async function getOAuthToken"), `the shared function reads:\n${fn}`);
   const snippet = `${fn}\n\n${call}`;

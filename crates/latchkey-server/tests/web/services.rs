@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::helpers::{TestApp, secret, spawn_app, wait_for};
 use super::provider::MockProvider;
-use super::{Person, element_text, location, log_in};
+use super::{Person, assert_csp_clean, element_text, location, log_in};
 
 /// Posts the connection form as `app.js` does (`Accept: application/json`), with the person's token.
 async fn post_json(person: &Person, app: &TestApp, path: &str, fields: &[(&str, String)]) -> (StatusCode, Value) {
@@ -69,6 +69,8 @@ async fn the_picker_lists_custom_first_then_the_presets_and_a_preset_asks_only_w
     assert!(zendesk.contains(">Client Secret</label>") && zendesk.contains(&app.url("/oauth2/callback")));
     assert!(zendesk.contains("<option value=\"zendesk\" selected>Zendesk</option>"), "{zendesk}");
     assert!(zendesk.contains("<input type=\"hidden\" name=\"provider\" value=\"zendesk\">"), "{zendesk}");
+    assert_csp_clean("a preset's form", &zendesk);
+    assert_csp_clean("the form with its Advanced section", &form);
 
     // A missing subdomain is refused next to the parameters.
     let base = |handle: &str, subdomain: &str| -> Vec<(&'static str, String)> {
@@ -297,6 +299,21 @@ async fn a_device_code_connection_shows_its_code_and_turns_connected() {
     assert!(page.contains("data-device-poll data-handle=\"tv\""), "app.js refreshes the row: {page}");
     assert!(page.contains("data-status=\"pending\""), "{page}");
     assert!(!page.contains(&provider.device_code()), "the device code is never shown");
+    assert_csp_clean("the device page", &page);
+
+    // Provider-supplied URIs are text, and links only when https (or http on loopback).
+    let store = &app.state.store;
+    let handle = latchkey_core::Handle::parse("tv").expect("handle");
+    let alice = store.user_by_username("alice").await.expect("read").expect("alice");
+    let connection = store.connection(&alice.id, &handle).await.expect("read").expect("tv");
+    let mut flow = store.device_flow(&connection.id).await.expect("read").expect("a device flow");
+    flow.verification_uri = "javascript:alert(1)//<b>bold</b>".to_owned();
+    flow.verification_uri_complete = Some("http://provider.example/device?user_code=WDJB-MJHT".to_owned());
+    store.put_device_flow(&flow).await.expect("stored");
+    let (_, hostile) = person.page(&app, "/connections/tv/device").await;
+    assert!(!hostile.contains("href=\"javascript:") && !hostile.contains("<b>bold"), "{hostile}");
+    assert!(hostile.contains("<code>javascript:alert(1)//&lt;b&gt;bold&lt;/b&gt;</code>"), "shown as text: {hostile}");
+    assert!(!hostile.contains("href=\"http://provider.example"), "plain http elsewhere is no link: {hostile}");
 
     // The poller asks the provider once the interval has passed on the server's clock; the row turns connected.
     app.clock.advance(2);
