@@ -1,5 +1,5 @@
-//! API keys that expire: set from the web form (and the service the CLI uses), refused with 401 and a clear
-//! message once the manual clock passes their expiry, and shown as expired in the list.
+//! API keys that expire: set from the JSON API, the web form and the service the CLI uses, refused with 401 and
+//! a clear message once the manual clock passes their expiry, and shown as expired in the lists.
 
 #[path = "api/helpers.rs"]
 #[allow(dead_code, reason = "shared with the API tests; this file uses only part of it")]
@@ -15,7 +15,7 @@ use latchkey_core::Clock as _;
 use latchkey_server::service::api_keys;
 use provider::MockProvider;
 use reqwest::StatusCode;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 const DAY: i64 = 86_400;
 
@@ -142,4 +142,96 @@ async fn the_web_form_sets_an_expiry_and_the_list_shows_it() {
     log_in(&app, &person).await;
     let list = person.get(app.url("/api-keys")).send().await.expect("page").text().await.expect("body");
     assert!(list.contains("status-revoked\">Expired</span>") && list.contains(">expired "), "{list}");
+}
+
+async fn send(
+    app: &TestApp,
+    key: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let mut request = app.http.request(method, app.url(path)).bearer_auth(key);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.expect("request");
+    let status = response.status();
+    (status, response.json().await.unwrap_or_default())
+}
+
+#[tokio::test]
+async fn the_json_api_creates_expiring_keys_lists_and_revokes_them() {
+    let app = spawn_app().await;
+    let provider = MockProvider::start("client-1", "s").await;
+    let alice = app.caller("alice", None).await;
+    app.connect(&alice, "crm", &provider, "s").await;
+    let post = reqwest::Method::POST;
+
+    let response = app
+        .http
+        .post(app.url("/api/v1/api-keys"))
+        .bearer_auth(&alice.key)
+        .json(&json!({"name": "ci", "handles": ["crm"], "expires_in_days": 1}))
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(response.status(), StatusCode::CREATED);
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    let created: Value = response.json().await.expect("json");
+    let key = created["key"].as_str().expect("the key").to_owned();
+    assert!(key.starts_with("lk_"), "{created}");
+    assert_eq!(created["api_key"]["status"], "active");
+    assert_eq!(created["api_key"]["handles"], json!(["crm"]));
+    assert_eq!(created["api_key"]["expires_at"], app.clock.now().plus_secs(DAY).to_rfc3339());
+
+    // Refused input, each with the field named; nothing stored.
+    for (body, field) in [
+        (json!({"name": "x", "expires_in_days": 0}), "expires_in_days"),
+        (json!({"name": " "}), "name"),
+        (json!({"name": "x", "handles": ["Not A Handle"]}), "handles"),
+    ] {
+        let (status, answer) = send(&app, &alice.key, post.clone(), "/api/v1/api-keys", Some(body)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+        assert_eq!(answer["field"], field, "{answer}");
+    }
+    let (status, _) =
+        send(&app, &alice.key, post.clone(), "/api/v1/api-keys", Some(json!({"name": "x", "expires": 3}))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "unknown fields are refused");
+
+    // A key limited to handles cannot manage keys; an expiring key cannot mint one that outlives it.
+    let (status, answer) = send(&app, &key, reqwest::Method::GET, "/api/v1/api-keys", None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{answer}");
+    let (_, open_ended) =
+        send(&app, &alice.key, post.clone(), "/api/v1/api-keys", Some(json!({"name": "short", "expires_in_days": 2})))
+            .await;
+    let short = open_ended["key"].as_str().expect("key").to_owned();
+    let (status, answer) = send(&app, &short, post.clone(), "/api/v1/api-keys", Some(json!({"name": "forever"}))).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{answer}");
+    assert!(answer["error"].as_str().unwrap_or_default().contains("must expire by then"), "{answer}");
+    let (status, _) =
+        send(&app, &short, post.clone(), "/api/v1/api-keys", Some(json!({"name": "shorter", "expires_in_days": 1})))
+            .await;
+    assert_eq!(status, StatusCode::CREATED);
+
+    // Expired: 401, and the list says so.
+    assert_eq!(get(&app, &key, "/api/v1/connections/crm/token").await.0, StatusCode::OK);
+    app.clock.advance(DAY);
+    let (status, answer) = get(&app, &key, "/api/v1/connections/crm/token").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{answer}");
+    let (status, list) = send(&app, &alice.key, reqwest::Method::GET, "/api/v1/api-keys", None).await;
+    assert_eq!(status, StatusCode::OK);
+    let keys = list["api_keys"].as_array().expect("a list");
+    let ci = keys.iter().find(|k| k["name"] == "ci").expect("listed");
+    assert_eq!(ci["status"], "expired");
+    assert!(keys.iter().all(|k| k.get("key").is_none() && k.get("key_hash").is_none()), "{list}");
+
+    // Revoked: 204, then 404, and the key is refused.
+    let path = format!("/api/v1/api-keys/{}", open_ended["api_key"]["id"].as_str().expect("id"));
+    assert_eq!(send(&app, &alice.key, reqwest::Method::DELETE, &path, None).await.0, StatusCode::NO_CONTENT);
+    assert_eq!(send(&app, &alice.key, reqwest::Method::DELETE, &path, None).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(get(&app, &short, "/api/v1/connections").await.0, StatusCode::UNAUTHORIZED);
+
+    let (_, document) = send(&app, &alice.key, reqwest::Method::GET, "/api/v1/openapi.json", None).await;
+    assert!(document["paths"]["/api/v1/api-keys"]["post"].is_object(), "described in the OpenAPI document");
 }

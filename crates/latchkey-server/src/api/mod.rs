@@ -1,5 +1,6 @@
 //! The JSON API of CONTRACT.md under `/api/v1`, authenticated by API keys.
 
+mod api_keys;
 mod audit;
 mod connections;
 pub mod error;
@@ -33,6 +34,7 @@ pub fn routes() -> Router<SharedState> {
         .route("/api/v1/connections/{handle}/audit", get(audit::connection_records))
         .route("/api/v1/audit", get(audit::user_records))
         .route("/api/v1/providers", get(providers::list))
+        .merge(api_keys::routes())
 }
 
 /// Records that `key` was used, off the request's path and at most once a minute.

@@ -43,5 +43,6 @@ struct ApiDoc;
 pub async fn document() -> Json<utoipa::openapi::OpenApi> {
     let mut document = ApiDoc::openapi();
     document.merge(<crate::webhooks::api::WebhookDoc as OpenApi>::openapi());
+    document.merge(<super::api_keys::ApiKeyDoc as OpenApi>::openapi());
     Json(document)
 }

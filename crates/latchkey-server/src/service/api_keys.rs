@@ -74,6 +74,33 @@ pub async fn create_expiring(
     Ok((record, key))
 }
 
+/// The longest key name accepted.
+const MAX_NAME_LEN: usize = 200;
+
+/// A key's name: trimmed, 1 to 200 characters, no control characters.
+///
+/// # Errors
+/// `Invalid` on the field `name`.
+pub fn clean_name(name: &str) -> Result<String> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(latchkey_core::Error::invalid(
+            "name",
+            "the name is empty: say what will use this key, for example 'nightly-sync'",
+        ));
+    }
+    if name.chars().count() > MAX_NAME_LEN {
+        return Err(latchkey_core::Error::invalid(
+            "name",
+            format!("the name is longer than {MAX_NAME_LEN} characters"),
+        ));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(latchkey_core::Error::invalid("name", "the name contains control characters"));
+    }
+    Ok(name.to_owned())
+}
+
 /// Parses a comma-separated handle list as `--handles` gives it.
 ///
 /// # Errors

@@ -18,13 +18,11 @@ use super::reply;
 use super::rows::ApiKeyRow;
 use super::session::WebUser;
 use super::views::{ApiKeysPage, ConfirmPage, Nav, Section};
-use crate::service::api_keys as service;
+use crate::service::api_keys::{self as service, clean_name};
 use crate::state::SharedState;
 
 /// The fields of the create form.
 const KEY_FIELDS: [&str; 3] = ["name", "handles", "expires_in_days"];
-/// The longest key name accepted.
-const MAX_NAME_LEN: usize = 200;
 
 /// The create form as posted.
 #[derive(Deserialize, Default)]
@@ -74,24 +72,6 @@ async fn keys_page(state: &SharedState, web: &WebUser, status: StatusCode, extra
 /// `GET /api-keys`: the form and the list.
 pub async fn list(State(state): State<SharedState>, web: WebUser) -> Response {
     keys_page(&state, &web, StatusCode::OK, Extras::default()).await
-}
-
-/// A key's name: trimmed, 1 to 200 characters, no control characters.
-fn clean_name(name: &str) -> Result<String> {
-    let name = name.trim();
-    if name.is_empty() {
-        return Err(Error::invalid(
-            "name",
-            "the name is empty: say what will use this key, for example 'nightly-sync'",
-        ));
-    }
-    if name.chars().count() > MAX_NAME_LEN {
-        return Err(Error::invalid("name", format!("the name is longer than {MAX_NAME_LEN} characters")));
-    }
-    if name.chars().any(char::is_control) {
-        return Err(Error::invalid("name", "the name contains control characters"));
-    }
-    Ok(name.to_owned())
 }
 
 /// The handles a key is limited to: `None` (all) for an empty field, else each comma-separated handle once.
