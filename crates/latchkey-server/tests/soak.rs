@@ -181,10 +181,12 @@ async fn connections_stay_alive_under_the_background_refresher() {
             provider.refused.load(Ordering::Relaxed),
         );
     }
-    let end = app.clock.now();
-    let connections = app.state.store.list_connections(&caller.user.id).await.expect("list");
-    follow.abort();
+    // Stopped first, so that refreshes still in flight are finished and stored before anything is counted.
+    let (store, server_clock) = (Arc::clone(&app.state.store), Arc::clone(&app.clock));
     let _ = app.stop().await;
+    follow.abort();
+    let end = server_clock.now();
+    let connections = store.list_connections(&caller.user.id).await.expect("list");
 
     // Each stored refresh bumped the token version once, from 1 after the first token.
     let stored: i64 = connections.iter().map(|c| c.token_version - 1).sum();

@@ -5,6 +5,7 @@ mod device;
 mod policy;
 mod refresher;
 mod service;
+mod stored;
 
 pub use device::run_device_poller;
 pub use policy::{RefreshPolicy, RefreshTuning};
