@@ -8,31 +8,22 @@
 // (where the screenshots go; default target/browser-screenshots of the workspace), LATCHKEY_CHROMIUM (default
 // /usr/bin/chromium), LATCHKEY_JOURNEYS (only the journeys whose name contains this text, while working on them). Exits non-zero when any journey fails. Run by tests/browser.rs as part of `cargo test`.
 
-import { spawn, execFile } from "node:child_process";
-import { once } from "node:events";
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync, createWriteStream } from "node:fs";
+import { execFile } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
-import { createInterface } from "node:readline";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 
 import { chromium } from "playwright-core";
 
 import { DENY_DESCRIPTION, providerControl, startProvider } from "./provider.mjs";
+import { ACTION_TIMEOUT_MS, BIN, SHOTS, Server, latchkeyEnv, withTimeout } from "./server.mjs";
 import { addServiceJourneys } from "./services.mjs";
 
-const HERE = dirname(fileURLToPath(import.meta.url));
-const WORKSPACE = resolve(HERE, "../../../..");
-const BIN = process.env.LATCHKEY_BIN || join(WORKSPACE, "target/debug/latchkey");
 const CHROMIUM = process.env.LATCHKEY_CHROMIUM || "/usr/bin/chromium";
-const SHOTS = resolve(process.env.LATCHKEY_SCREENSHOTS || join(WORKSPACE, "target/browser-screenshots"));
 
 /** Bounds on every wait. */
-const ACTION_TIMEOUT_MS = 10_000;
 const JOURNEY_TIMEOUT_MS = 45_000;
 const SUITE_TIMEOUT_MS = 150_000;
-const SERVER_START_TIMEOUT_MS = 30_000;
-const SERVER_STOP_TIMEOUT_MS = 5_000;
 
 const ADMIN = { username: "admin", password: "correct horse battery staple" };
 
@@ -44,13 +35,6 @@ function journey(name, fn) {
   journeys.push({ name, fn });
 }
 
-function withTimeout(promise, ms, what) {
-  let timer;
-  const bound = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} did not finish within ${ms / 1000} s`)), ms);
-  });
-  return Promise.race([promise, bound]).finally(() => clearTimeout(timer));
-}
 
 function check(condition, message) {
   if (!condition) throw new Error(message);
@@ -58,101 +42,6 @@ function check(condition, message) {
 
 function fail(message) {
   throw new Error(message);
-}
-
-// ---------------------------------------------------------------------------------------------------------
-// The server under test.
-
-/** The environment for latchkey: ours, without any LATCHKEY_* setting that could point it elsewhere. */
-function latchkeyEnv(extra = {}) {
-  const env = {};
-  for (const [name, value] of Object.entries(process.env)) {
-    if (!name.startsWith("LATCHKEY_")) env[name] = value;
-  }
-  return { ...env, LATCHKEY_LOG: "info", NO_COLOR: "1", ...extra };
-}
-
-class Server {
-  constructor(dir) {
-    this.dir = dir;
-    this.logLines = [];
-    this.logFile = createWriteStream(join(SHOTS, "latchkey-serve.log"));
-  }
-
-  /** Starts `latchkey serve` and reads the two lines it prints: where it runs, and the set-up link. */
-  async start() {
-    this.child = spawn(BIN, ["serve", "--listen", "127.0.0.1:0", "--allow-private-networks"], {
-      cwd: this.dir,
-      env: latchkeyEnv(),
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    this.exited = once(this.child, "exit");
-    const keep = (line) => {
-      this.logLines.push(line);
-      if (this.logLines.length > 400) this.logLines.shift();
-      this.logFile.write(`${line}\n`);
-    };
-    createInterface({ input: this.child.stderr }).on("line", keep);
-    const stdout = createInterface({ input: this.child.stdout });
-    const started = new Promise((resolveStart, rejectStart) => {
-      stdout.on("line", (line) => {
-        keep(`[stdout] ${line}`);
-        const running = line.match(/^latchkey is running at (\S+)/);
-        if (running) this.url = running[1].replace(/\/$/, "");
-        const setup = line.match(/^Finish set-up in your browser \(this link works once\): (\S+)/);
-        if (setup) this.setupLink = setup[1];
-        if (this.url && this.setupLink) resolveStart();
-      });
-      this.child.once("exit", (code, signal) =>
-        rejectStart(new Error(`latchkey serve exited early (code ${code}, signal ${signal}):\n${this.tail()}`)),
-      );
-      this.child.once("error", rejectStart);
-    });
-    await withTimeout(started, SERVER_START_TIMEOUT_MS, "latchkey serve printing its URL and set-up link");
-  }
-
-  tail(lines = 25) {
-    return this.logLines.slice(-lines).join("\n");
-  }
-
-  /** SIGTERM, then SIGKILL when it has not stopped within a bounded wait. */
-  async stop() {
-    const child = this.child;
-    if (!child || child.exitCode !== null || child.signalCode !== null) return;
-    child.kill("SIGTERM");
-    const stopped = await Promise.race([
-      this.exited.then(() => true),
-      new Promise((r) => setTimeout(() => r(false), SERVER_STOP_TIMEOUT_MS)),
-    ]);
-    if (!stopped) {
-      console.error(`latchkey serve (pid ${child.pid}) did not stop after SIGTERM; sending SIGKILL`);
-      child.kill("SIGKILL");
-      await this.exited;
-    }
-    await new Promise((r) => this.logFile.end(r));
-  }
-
-  /** Runs another latchkey command against the same data folder; resolves to its stdout. */
-  cli(args, input) {
-    return new Promise((resolveRun, rejectRun) => {
-      const child = execFile(BIN, args, { cwd: this.dir, env: latchkeyEnv(), timeout: 30_000 }, (err, stdout, stderr) => {
-        if (err) rejectRun(new Error(`latchkey ${args.join(" ")} failed: ${err.message}\n${stderr}`));
-        else resolveRun(stdout.trim());
-      });
-      if (input !== undefined) child.stdin.end(input);
-      else child.stdin.end();
-    });
-  }
-
-  /** Asks the JSON API for a connection's token with an API key. */
-  async token(handle, key, { force = false } = {}) {
-    const url = `${this.url}/api/v1/connections/${handle}/token${force ? "?force_refresh=true" : ""}`;
-    const response = await fetch(url, {
-      headers: { authorization: `Bearer ${key}` },
-      signal: AbortSignal.timeout(ACTION_TIMEOUT_MS),
-    });
-    return { status: response.status, body: await response.json().catch(() => null) };
-  }
 }
 
 // ---------------------------------------------------------------------------------------------------------
