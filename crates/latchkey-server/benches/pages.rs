@@ -241,9 +241,10 @@ fn report(table: &str) -> String {
          `list_connection_summaries`, which on SQLite reads only the columns the list shows (no sealed tokens or \
          secrets, the scopes picked out of the settings by `json_extract`): reading whole connections instead \
          took about 25 ms for 1,000 rows and put the list at 52 ms p50. The rows keep their markup free of \
-         indentation, and their \"Use it\" snippets are short and folded: the `getOAuthToken` function is \
-         rendered once below the list and each row shows only its one-line call (the Copy button copies both); \
-         with the whole function in every row the list weighed 3,436 KiB.\n\n\
+         indentation, and carry no snippets: \"Use it\" (curl, the command line, the `getOAuthToken` call) is \
+         rendered once per list with a placeholder handle that `app.js` fills in when a row's \"Use it\" opens, \
+         and the `getOAuthToken` function once below the list. With three snippets in every row the list weighed \
+         3,436 KiB.\n\n\
          No test asserts these timings: run the command again to update this file.\n",
         cpu = cpu_model(),
         people = thousands(CONNECTIONS),
