@@ -1,7 +1,8 @@
 //! How fast the web UI's pages answer with a full list: the real server in-process (SQLite in a temporary folder,
 //! a loopback port), one person with 1,000 connections (a quarter pending, half connected, a quarter needing
 //! re-authorization) and 25 API keys, logged in through the form. Each page is fetched over HTTP many times;
-//! the table of p50 / p95 / max latencies is printed and written to `docs/benchmarks.md`.
+//! the table of p50 / p95 / max latencies is printed and written to `docs/benchmarks.md`, replacing only its
+//! "Web UI pages" section (other sections of that file are other measurements' and stay as they are).
 //!
 //! Run with `cargo bench -p latchkey-server --bench pages`. It measures; it asserts nothing about time.
 
@@ -59,9 +60,9 @@ fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     let table = runtime.block_on(run());
     print!("{table}");
-    let report = report(&table);
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/benchmarks.md");
-    match std::fs::write(path, report) {
+    let existing = std::fs::read_to_string(path).unwrap_or_default();
+    match std::fs::write(path, with_section(&existing, &report(&table))) {
         Ok(()) => println!("written to docs/benchmarks.md"),
         Err(err) => eprintln!("could not write {path}: {err}"),
     }
@@ -220,14 +221,29 @@ fn thousands(n: usize) -> String {
     out
 }
 
-/// `docs/benchmarks.md`: what was measured, where, how, and the table.
+/// The heading of this benchmark's section in `docs/benchmarks.md`.
+const SECTION: &str = "## Web UI pages\n";
+
+/// `file` with its "Web UI pages" section (up to the next `## ` heading) replaced by `section`, or with
+/// `section` added after the title when it has none yet.
+fn with_section(file: &str, section: &str) -> String {
+    let Some(start) = file.find(SECTION) else {
+        let title = "# Benchmarks\n\n";
+        let rest = file.strip_prefix(title).unwrap_or(file);
+        return format!("{title}{section}{}{rest}", if rest.is_empty() { "" } else { "\n" });
+    };
+    let after = start + SECTION.len();
+    let end = file[after..].find("\n## ").map_or(file.len(), |i| after + i + 1);
+    format!("{}{section}{}{}", &file[..start], if end < file.len() { "\n" } else { "" }, &file[end..])
+}
+
+/// The "Web UI pages" section of `docs/benchmarks.md`: what was measured, where, how, and the table.
 fn report(table: &str) -> String {
     let date = SystemClock.now().to_rfc3339();
     let date = date.split('T').next().unwrap_or(&date);
     let cpus = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);
     format!(
-        "# Benchmarks\n\n\
-         ## Web UI pages\n\n\
+        "{SECTION}\n\
          How long each main page of the web UI takes to answer when the logged-in person has {people} \
          connections (a quarter pending, half connected, a quarter needing re-authorization) and {API_KEYS} API \
          keys. The real server runs in-process with SQLite in a temporary folder and is fetched over loopback \
