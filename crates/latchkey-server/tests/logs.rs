@@ -1,4 +1,4 @@
-//! Secrets stay out of everything: a whole life of a connection (set-up, log-in, API key, create, authorize,
+//! Secrets stay out of everything: a whole life of a connection (set-up, log-in, API keys, create, authorize,
 //! token read, forced refresh, delete, log-out) runs against the real server with every log of every crate
 //! captured at TRACE level, and with every answer of latchkey kept. Each secret of the story (password, client
 //! secret, authorization code, PKCE verifier, access and refresh tokens, API key, session cookie) must appear in
@@ -146,6 +146,14 @@ async fn no_secret_reaches_a_log_line_an_answer_or_the_metrics() {
     assert!(api_key.starts_with("lk_"), "{api_key}");
     let api = |method: Method, path: &str| app.http.request(method, app.url(path)).bearer_auth(&api_key);
 
+    // A second key, created through the API with the first, shown once in that answer.
+    let second = api(Method::POST, "/api/v1/api-keys").json(&serde_json::json!({"name": "second"})).send().await;
+    let (status, _, body) = answers.keep("the second API key", second.expect("create key")).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let second_key =
+        serde_json::from_str::<serde_json::Value>(&body).expect("json")["key"].as_str().expect("the key").to_owned();
+    answers.keep("/api/v1/api-keys", api(Method::GET, "/api/v1/api-keys").send().await.expect("keys")).await;
+
     // A connection, authorized through the provider like a browser would.
     let body = TestApp::connection_body("crm", &provider, &client_secret);
     let created = api(Method::POST, "/api/v1/connections").json(&body).send().await.expect("create");
@@ -208,6 +216,7 @@ async fn no_secret_reaches_a_log_line_an_answer_or_the_metrics() {
         ("refresh token", format!("rt-{tag}-")),
         ("authorization code", format!("code-{tag}-")),
         ("API key", api_key.clone()),
+        ("second API key", second_key.clone()),
     ];
     secrets.extend(verifiers.into_iter().map(|v| ("PKCE verifier", v)));
     secrets.extend(cookies.iter().map(|(name, value)| (*name, value.clone())));
@@ -226,6 +235,7 @@ async fn no_secret_reaches_a_log_line_an_answer_or_the_metrics() {
             let on_purpose = match *name {
                 "access token" => answer.what == "token" || answer.what == "forced refresh",
                 "API key" => answer.what == "the new API key",
+                "second API key" => answer.what == "the second API key",
                 "set-up session" => answer.what == "set-up",
                 "log-in session" => answer.what == "log-in",
                 _ => false,

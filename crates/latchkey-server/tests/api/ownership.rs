@@ -68,6 +68,15 @@ async fn one_users_key_never_reaches_another_users_connections() {
     assert_eq!(after, before, "Bob's connections and tokens are as they were");
     assert_eq!(bobs_provider.token_calls().len(), bobs_calls, "no refresh was made for Alice");
 
+    // Bob's API keys are out of reach too: not listed, not revocable.
+    let bobs_key = app.state.store.list_api_keys(&bob.user.id).await.expect("keys")[0].id.to_string();
+    let (status, keys) = app.api(&alice, Method::GET, "/api/v1/api-keys", None).await;
+    assert_eq!(status, 200, "{keys}");
+    assert!(!keys.to_string().contains(&bobs_key), "{keys}");
+    let (status, answer) = app.api(&alice, Method::DELETE, &format!("/api/v1/api-keys/{bobs_key}"), None).await;
+    assert_eq!(status, 404, "{answer}");
+    assert_eq!(app.token(&bob, "bobs-crm").await.0, 200, "Bob's key still works");
+
     // Alice's audit records show her own refused attempts, nothing that Bob did.
     let (status, audit) = app.api(&alice, Method::GET, "/api/v1/audit", None).await;
     if status == 200 {
