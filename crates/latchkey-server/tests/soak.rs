@@ -183,7 +183,8 @@ async fn connections_stay_alive_under_the_background_refresher() {
     }
     // Stopped first, so that refreshes still in flight are finished and stored before anything is counted.
     let (store, server_clock) = (Arc::clone(&app.state.store), Arc::clone(&app.clock));
-    let _ = app.stop().await;
+    // The data (on PostgreSQL, the database) lives as long as this value.
+    let _data = app.stop().await;
     follow.abort();
     let end = server_clock.now();
     let connections = store.list_connections(&caller.user.id).await.expect("list");

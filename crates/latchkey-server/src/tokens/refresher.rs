@@ -19,6 +19,9 @@ use super::TokenService;
 /// How many connections one claim takes at most. A full batch is followed by another claim at once, so a
 /// backlog drains without waiting for the next tick.
 const BATCH: u32 = 100;
+/// How many batches one tick claims at most, so that rows that fail before any write (and so stay due) cannot
+/// keep a tick going forever.
+const MAX_BATCHES_PER_TICK: usize = 50;
 
 /// Runs until `shutdown` is cancelled. Refreshes already started when shutdown comes are finished first;
 /// claimed connections not yet started are released for the other replicas.
@@ -63,7 +66,10 @@ impl Limits {
 
 /// Claims and refreshes batches until no due connection is left (or shutdown).
 async fn drain(store: &Arc<dyn Store>, tokens: &TokenService, limits: &Limits, shutdown: &CancellationToken) {
-    while !shutdown.is_cancelled() {
+    for _ in 0..MAX_BATCHES_PER_TICK {
+        if shutdown.is_cancelled() {
+            return;
+        }
         let claimed = match tokens.claim_due(BATCH).await {
             Ok(claimed) => claimed,
             Err(err) => {
