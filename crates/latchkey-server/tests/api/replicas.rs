@@ -83,3 +83,27 @@ async fn callers_on_two_replicas_at_expiry_cause_one_refresh() {
     assert_eq!(provider.refresh_calls().len(), 1, "one replica called the provider");
     assert_eq!(tokens.len(), 1);
 }
+
+#[tokio::test]
+async fn a_backoff_recorded_on_one_replica_holds_on_the_other() {
+    let (a, b) = pair().await;
+    let provider = MockProvider::start("client-1", "s").await;
+    let alice = a.caller("alice", None).await;
+    a.connect(&alice, "crm", &provider, "s").await;
+    a.clock.advance(3600);
+    b.clock.advance(3600);
+    provider.push_canned(crate::provider::Canned::too_many_requests(120));
+    let (status, body) = a.token(&alice, "crm").await;
+    assert_eq!(status, 502, "{body}");
+
+    // The next attempt time is in the database: the other replica waits too, without asking the provider.
+    b.clock.advance(60);
+    let (status, body) = b.token(&alice, "crm").await;
+    assert_eq!(status, 502, "{body}");
+    assert!(body["error"].as_str().unwrap_or_default().contains("tries again"), "{body}");
+    assert_eq!(provider.refresh_calls().len(), 1);
+    b.clock.advance(61);
+    let (status, body) = b.token(&alice, "crm").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(provider.refresh_calls().len(), 2);
+}
