@@ -147,10 +147,22 @@ impl HttpClient {
         headers: HeaderMap,
         body: Option<RequestBody>,
     ) -> Result<RawResponse, OAuthError> {
+        self.execute_shown_as(method, endpoint, display_endpoint(endpoint), headers, body).await
+    }
+
+    /// As [`HttpClient::execute`], with the logs naming the endpoint as `shown` (a webhook URL's path may itself
+    /// be a credential, so its logs show only scheme and host).
+    pub(crate) async fn execute_shown_as(
+        &self,
+        method: Method,
+        endpoint: &str,
+        shown: String,
+        headers: HeaderMap,
+        body: Option<RequestBody>,
+    ) -> Result<RawResponse, OAuthError> {
         let url = Url::parse(endpoint)
             .map_err(|err| OAuthError::Refused { message: format!("the URL is not valid ({err})") })?;
         check_url(&url, &self.policy)?;
-        let shown = display_endpoint(endpoint);
 
         let mut request = self
             .inner

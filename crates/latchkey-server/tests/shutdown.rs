@@ -53,10 +53,12 @@ async fn run(dir: &Path, args: &[&str], stdin: &str) -> String {
     String::from_utf8_lossy(&output.stdout).trim().to_owned()
 }
 
-/// `latchkey serve` on a free loopback port, with debug logs.
+/// `latchkey serve` on a free loopback port, with debug logs (read as they come, so that a full pipe never
+/// blocks the server).
 struct Server {
     child: Child,
     url: String,
+    logs: tokio::task::JoinHandle<String>,
 }
 
 async fn serve(dir: &Path) -> Server {
@@ -79,7 +81,13 @@ async fn serve(dir: &Path) -> Server {
     .await
     .expect("serve starts");
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    Server { child, url }
+    let mut stderr = child.stderr.take().expect("stderr");
+    let logs = tokio::spawn(async move {
+        let mut logs = String::new();
+        let _ = stderr.read_to_string(&mut logs).await;
+        logs
+    });
+    Server { child, url, logs }
 }
 
 impl Server {
@@ -91,10 +99,8 @@ impl Server {
 
     /// Waits for the exit and returns whether it was clean, with everything logged.
     async fn exit(mut self) -> (bool, String) {
-        let mut stderr = self.child.stderr.take().expect("stderr");
-        let mut logs = String::new();
-        tokio::time::timeout(STEP, stderr.read_to_string(&mut logs)).await.expect("logs end").expect("read logs");
         let status = tokio::time::timeout(STEP, self.child.wait()).await.expect("exits").expect("status");
+        let logs = tokio::time::timeout(STEP, self.logs).await.expect("logs end").expect("logs read");
         (status.success(), logs)
     }
 }
@@ -118,12 +124,14 @@ async fn sigterm_lets_a_held_refresh_finish_and_exits_cleanly() {
     provider.set_rotate_refresh_tokens(true);
 
     let server = serve(dir.path()).await;
-    let http = reqwest::Client::builder().cookie_store(true).no_proxy().build().expect("client");
+    let http = reqwest::Client::builder().cookie_store(true).no_proxy().timeout(STEP).build().expect("client");
     let api = |path: &str| format!("{}{path}", server.url);
+    // Some receivers put their credential in the webhook URL's path: it must not reach the logs either.
+    let hook_path = format!("path-SECRET-{}", uuid::Uuid::new_v4().simple());
     let webhook: Value = http
         .put(api("/api/v1/webhook"))
         .bearer_auth(&key)
-        .json(&json!({ "url": "http://127.0.0.1:9/hook" }))
+        .json(&json!({ "url": format!("http://127.0.0.1:9/hooks/{hook_path}") }))
         .send()
         .await
         .expect("set webhook")
@@ -147,6 +155,25 @@ async fn sigterm_lets_a_held_refresh_finish_and_exits_cleanly() {
         .expect("json");
     let link = created["authorization_link"].as_str().expect("link");
     assert_eq!(http.get(link).send().await.expect("authorize").status().as_u16(), 200);
+
+    // The connection's first status change was sent to the (unreachable) webhook at least once.
+    let deadline = tokio::time::Instant::now() + STEP;
+    loop {
+        let events: Value = http
+            .get(api("/api/v1/webhook/events"))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .expect("events")
+            .json()
+            .await
+            .expect("json");
+        if events["events"][0]["attempts"].as_i64().unwrap_or(0) >= 1 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no delivery attempt: {events}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     // A token request whose refresh the provider holds open.
     provider.hold_refreshes(true);
@@ -187,7 +214,8 @@ async fn sigterm_lets_a_held_refresh_finish_and_exits_cleanly() {
     assert!(clean, "{more_logs}");
 
     let mut secrets = provider.issued_tokens();
-    secrets.extend([signing_secret, key, "cs-SECRET-shutdown".to_owned()]);
+    secrets.extend([signing_secret, key, "cs-SECRET-shutdown".to_owned(), hook_path]);
+    assert!(logs.contains("127.0.0.1:9"), "the delivery attempt was logged (by host):\n{logs}");
     for secret in &secrets {
         assert!(!logs.contains(secret.as_str()) && !more_logs.contains(secret.as_str()), "a log shows {secret}");
     }
@@ -201,7 +229,7 @@ async fn sigterm_waits_for_a_refresh_whose_caller_went_away() {
     let provider = MockProvider::start("client-1", "s").await;
     provider.set_rotate_refresh_tokens(true);
     let server = serve(dir.path()).await;
-    let http = reqwest::Client::builder().cookie_store(true).no_proxy().build().expect("client");
+    let http = reqwest::Client::builder().cookie_store(true).no_proxy().timeout(STEP).build().expect("client");
     let created: Value = http
         .post(format!("{}/api/v1/connections", server.url))
         .bearer_auth(&key)
