@@ -89,6 +89,11 @@ export function addServiceJourneys({ journey, run, h }) {
     check((await page.getByLabel("Scopes").inputValue()) === "read", "the scopes are not the preset's default");
     check((await page.getByLabel("OAuth Redirect URL").inputValue()) === `${run.server.url}/oauth2/callback`, "no redirect URL to copy");
     await screenshot(page, "12-preset-form");
+    await page.setViewportSize({ width: 390, height: 844 });
+    await screenshot(page, "12-preset-form-phone-width");
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+    check(overflow <= 0, `the preset form is ${overflow} px wider than a phone's screen`);
+    await page.setViewportSize({ width: 1100, height: 860 });
 
     const c = { name: "Support Desk", handle: "support-desk" };
     await page.getByLabel("Client ID").fill("zendesk-client");
