@@ -122,8 +122,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     format!("there is no user '{username}': create it with 'latchkey users create'")
                 })?;
             let now = latchkey_core::Clock::now(&SystemClock);
-            let expires_at =
-                api_keys::expiry_in_days(expires_in_days, now).map_err(|e| anyhow::anyhow!("--expires-in-days: {e}"))?;
+            let expires_at = api_keys::expiry_in_days(expires_in_days, now)
+                .map_err(|e| anyhow::anyhow!("--expires-in-days: {e}"))?;
             let (record, key) = api_keys::create_expiring(store.as_ref(), &user, &name, handles, expires_at, now)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
