@@ -36,6 +36,10 @@ pub struct ProviderView {
     /// The scopes asked for when the connection gives none, separated by spaces.
     #[schema(example = "read:user")]
     pub scopes: String,
+    /// The `grant_type` values a connection from this preset can use, its default first; `device_code` appears
+    /// where the preset knows the provider's device authorization endpoint.
+    #[schema(example = json!(["authorization_code", "device_code"]))]
+    pub grant_types: Vec<String>,
     /// The provider's own OAuth documentation.
     pub docs_url: String,
     /// Quirks worth knowing when registering the client.
@@ -65,6 +69,7 @@ impl From<&Preset> for ProviderView {
                 })
                 .collect(),
             scopes: preset.scopes.clone(),
+            grant_types: preset.grant_types().into_iter().map(str::to_owned).collect(),
             docs_url: preset.docs_url.clone(),
             notes: preset.notes.clone(),
         }

@@ -82,6 +82,7 @@ fn used_params(preset: &Preset, input: &ConnectionInput) -> Vec<String> {
         "token_url" => input.token_url.is_some(),
         "refresh_url" => input.refresh_url.is_some(),
         "revocation_url" => input.revocation_url.is_some(),
+        "device_authorization_url" => input.device_authorization_url.is_some(),
         _ => false,
     };
     let mut names = Vec::new();

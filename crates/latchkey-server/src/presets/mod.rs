@@ -12,7 +12,7 @@ mod apply;
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
-use latchkey_core::settings::{ClientAuth, OAuthSettings, Pkce, TokenRequestFormat, TokenResponseMap};
+use latchkey_core::settings::{ClientAuth, GrantType, OAuthSettings, Pkce, TokenRequestFormat, TokenResponseMap};
 use latchkey_core::{Error, template};
 use serde::{Deserialize, Serialize};
 
@@ -85,12 +85,19 @@ pub struct Preset {
     /// The values the person gives for the placeholders of the URLs.
     #[serde(default)]
     pub connection_params: Vec<PresetParam>,
+    /// The grant a connection uses when it names none; `authorization_code` when the file names none.
+    #[serde(default)]
+    pub grant_type: GrantType,
     pub authorization_url: String,
     pub token_url: String,
     #[serde(default)]
     pub refresh_url: Option<String>,
     #[serde(default)]
     pub revocation_url: Option<String>,
+    /// The RFC 8628 endpoint, for providers that offer the device flow: with it a connection may ask for
+    /// `"grant_type": "device_code"`.
+    #[serde(default)]
+    pub device_authorization_url: Option<String>,
     /// Default scopes, separated by single spaces.
     #[serde(default)]
     pub scopes: String,
@@ -126,6 +133,7 @@ impl Preset {
     #[must_use]
     pub fn settings(&self) -> OAuthSettings {
         OAuthSettings {
+            grant_type: self.grant_type,
             authorization_url: self.authorization_url.clone(),
             token_url: self.token_url.clone(),
             scopes: self.scopes.clone(),
@@ -143,19 +151,36 @@ impl Preset {
             keep_callback_params: self.keep_callback_params.clone(),
             refresh_url: self.refresh_url.clone(),
             revocation_url: self.revocation_url.clone(),
+            device_authorization_url: self.device_authorization_url.clone(),
             ..OAuthSettings::default()
         }
     }
 
     /// The URL fields of the preset that may hold placeholders, with their values.
     #[must_use]
-    pub fn urls(&self) -> [(&'static str, Option<&String>); 4] {
+    pub fn urls(&self) -> [(&'static str, Option<&String>); 5] {
         [
             ("authorization_url", Some(&self.authorization_url)),
             ("token_url", Some(&self.token_url)),
             ("refresh_url", self.refresh_url.as_ref()),
             ("revocation_url", self.revocation_url.as_ref()),
+            ("device_authorization_url", self.device_authorization_url.as_ref()),
         ]
+    }
+
+    /// The grants a connection started from this preset can use, in the contract's spelling, its default first:
+    /// the authorization code grant always, the device flow where the preset knows the provider's device endpoint.
+    #[must_use]
+    pub fn grant_types(&self) -> Vec<&'static str> {
+        let mut grants = vec![self.grant_type.as_str()];
+        for (grant, offered) in
+            [(GrantType::AuthorizationCode, true), (GrantType::DeviceCode, self.device_authorization_url.is_some())]
+        {
+            if offered && !grants.contains(&grant.as_str()) {
+                grants.push(grant.as_str());
+            }
+        }
+        grants
     }
 
     /// The declared parameter `name`.
@@ -215,6 +240,9 @@ pub fn check(preset: &Preset) -> Result<(), String> {
     }
     if preset.name.trim().is_empty() {
         return Err(format!("{id}: the name is empty"));
+    }
+    if preset.grant_type == GrantType::DeviceCode && preset.device_authorization_url.is_none() {
+        return Err(format!("{id}: grant_type device_code needs a device_authorization_url"));
     }
     let mut used = std::collections::BTreeSet::new();
     let samples: BTreeMap<String, String> =
@@ -416,6 +444,43 @@ mod tests {
         for id in ["quickbooks", "notion"] {
             assert_eq!(get(id).map(|p| p.revocation_url.is_none()), Some(true), "{id}");
         }
+    }
+
+    #[test]
+    fn presets_with_a_device_endpoint_offer_the_device_flow() {
+        for id in ["github", "gitlab", "google", "microsoft", "zoom"] {
+            let preset = get(id).unwrap_or_else(|| panic!("{id}"));
+            assert_eq!(preset.grant_types(), ["authorization_code", "device_code"], "{id}");
+            assert!(preset.settings().device_authorization_url.is_some(), "{id}");
+        }
+        assert_eq!(get("zendesk").map(Preset::grant_types), Some(vec!["authorization_code"]));
+        let mut entra = get("microsoft").expect("microsoft").settings();
+        entra.client_id = "c".to_owned();
+        entra.connection_params.insert("tenant".to_owned(), "contoso".to_owned());
+        let resolved = entra.resolved().expect("resolved");
+        assert_eq!(
+            resolved.device_authorization_url.as_deref(),
+            Some("https://login.microsoftonline.com/contoso/oauth2/v2.0/devicecode")
+        );
+        let device_default = Preset { grant_type: GrantType::DeviceCode, ..get("github").expect("github").clone() };
+        assert_eq!(device_default.settings().grant_type, GrantType::DeviceCode);
+        assert_eq!(device_default.grant_types(), ["device_code", "authorization_code"]);
+        assert!(check(&device_default).is_ok());
+        let without_endpoint = Preset { device_authorization_url: None, ..device_default };
+        assert!(check(&without_endpoint).is_err_and(|e| e.contains("device_authorization_url")));
+        let plain_http = Preset {
+            device_authorization_url: Some("http://github.com/login/device/code".to_owned()),
+            ..get("github").expect("github").clone()
+        };
+        assert!(check(&plain_http).is_err());
+        let parsed = parse(
+            "x.json",
+            r#"{"id": "x", "name": "X", "docs_url": "https://x.example/docs",
+            "authorization_url": "https://x.example/a", "token_url": "https://x.example/t",
+            "grant_type": "device_code", "device_authorization_url": "https://x.example/d"}"#,
+        )
+        .expect("parses");
+        assert_eq!(parsed.grant_type, GrantType::DeviceCode);
     }
 
     #[test]

@@ -215,3 +215,39 @@ async fn the_salesforce_preset_gives_a_lifetime_to_tokens_that_come_without_one(
     let expected = Timestamp(app.clock.now().secs() + i64::try_from(default).expect("seconds")).to_rfc3339();
     assert_eq!(token["expires_at"], expected, "{token}");
 }
+
+#[tokio::test]
+async fn presets_with_a_device_endpoint_offer_and_run_the_device_flow() {
+    let app = spawn_app().await;
+    let provider = MockProvider::start("client-1", "s").await;
+    let alice = app.caller("alice", None).await;
+    let (_, answer) = app.api(&alice, Method::GET, "/api/v1/providers", None).await;
+    let providers = answer["providers"].as_array().expect("providers");
+    let grants = |id: &str| providers.iter().find(|p| p["id"] == id).map(|p| p["grant_types"].clone());
+    assert_eq!(grants("github"), Some(json!(["authorization_code", "device_code"])));
+    assert_eq!(grants("zendesk"), Some(json!(["authorization_code"])));
+
+    // The preset fills the device endpoint, with the connection's tenant.
+    let body = json!({"handle": "entra", "provider": "microsoft", "client_id": "c",
+        "connection_params": {"tenant": "contoso"}});
+    let (status, answer) = create(&app, &alice, body).await;
+    assert_eq!(status, 201, "{answer}");
+    let stored = answer["connection"]["device_authorization_url"].as_str().expect("device endpoint").to_owned();
+    assert!(stored.starts_with("https://login.microsoftonline.com/") && stored.ends_with("/devicecode"), "{stored}");
+
+    // A preset without a device endpoint cannot run the device flow unless the connection names one.
+    let body = json!({"handle": "desk", "provider": "zendesk", "client_id": "c", "grant_type": "device_code",
+        "connection_params": {"subdomain": "acme"}});
+    let (status, answer) = create(&app, &alice, body).await;
+    assert_eq!((status, answer["field"].as_str()), (400, Some("device_authorization_url")), "{answer}");
+
+    // With the endpoints pointed at the mock, a preset connection asking for the device grant runs it.
+    let body = json!({"handle": "tv", "provider": "github", "client_id": "client-1", "client_secret": "s",
+        "grant_type": "device_code", "token_url": provider.token_url(),
+        "device_authorization_url": provider.device_authorization_url()});
+    let (status, answer) = create(&app, &alice, body).await;
+    assert_eq!(status, 201, "{answer}");
+    assert_eq!(answer["connection"]["grant_type"], "device_code");
+    assert_eq!(answer["device"]["user_code"], "WDJB-MJHT", "{answer}");
+    assert!(answer.get("authorization_link").is_none(), "{answer}");
+}
