@@ -186,15 +186,37 @@ async fn allow_listing_loopback_opens_it_but_not_the_metadata_address() {
     }
 }
 
+/// A loopback listener that counts the connections made to it and answers none of them.
+async fn counting_listener() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let address = listener.local_addr().expect("address");
+    let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = Arc::clone(&count);
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            drop(socket);
+        }
+    });
+    (format!("http://{address}"), count)
+}
+
 #[tokio::test]
 async fn a_redirect_from_the_token_endpoint_is_not_followed() {
+    // The guard lets both the provider and the redirect's target through, so only the refusal to follow
+    // redirects keeps latchkey from going there; the target is on loopback, so nothing leaves even if it did.
     let options = Options { outbound_allow: latchkey_oauth::AllowList::parse("127.0.0.1").expect("list"), ..guarded() };
     let app = spawn_with(options).await;
     let provider = MockProvider::start("client-1", "s").await;
+    let (elsewhere, reached) = counting_listener().await;
     let alice = app.caller("alice", None).await;
-    provider.push_canned(crate::provider::Canned::redirect("http://169.254.169.254/latest/meta-data"));
+    provider.push_canned(crate::provider::Canned::redirect(&format!("{elsewhere}/latest/meta-data")));
     let link = app.create_connection(&alice, "bouncy", &provider, "s").await;
     let (status, page) = app.follow(&link).await;
     assert_eq!(status, 502, "{page}");
     assert!(page.contains("redirect"), "{page}");
+    assert_eq!(provider.token_calls().len(), 1, "the provider was asked once");
+    assert_eq!(reached.load(std::sync::atomic::Ordering::SeqCst), 0, "the redirect's target was never contacted");
+    let (_, read) = app.api(&alice, Method::GET, "/api/v1/connections/bouncy", None).await;
+    assert_ne!(read["status"], "connected", "{read}");
 }
