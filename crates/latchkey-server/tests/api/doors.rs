@@ -291,3 +291,175 @@ async fn the_connection_form_refuses_a_token_url_that_resolves_inside_the_networ
     assert_eq!(list["connections"].as_array().map(Vec::len), Some(0), "nothing saved: {list}");
     app.stop().await;
 }
+
+/// Logs in with a browser that keeps no cookies and returns the session cookie (`name=value`) it was given.
+async fn session_cookie(app: &TestApp, username: &str) -> String {
+    let bare =
+        reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).no_proxy().build().expect("client");
+    let response = try_login_with(&bare, app, username).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let set_cookie = response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().expect("ascii").to_owned())
+        .find(|v| v.starts_with("latchkey_session="))
+        .expect("a session cookie");
+    assert!(set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Lax"), "{set_cookie}");
+    set_cookie.split(';').next().expect("name=value").to_owned()
+}
+
+/// Opens the connection list presenting only `cookie`: the page when the session is alive, `None` when sent to
+/// the log-in page.
+async fn list_with(app: &TestApp, cookie: &str) -> Option<String> {
+    let bare =
+        reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).no_proxy().build().expect("client");
+    let response = bare.get(app.url("/connections")).header("cookie", cookie).send().await.expect("list");
+    if response.status().is_redirection() {
+        assert_eq!(response.headers()["location"], "/login");
+        return None;
+    }
+    assert_eq!(response.status(), StatusCode::OK);
+    Some(response.text().await.expect("page"))
+}
+
+#[tokio::test]
+async fn a_session_ended_by_logging_out_cannot_be_replayed() {
+    let app = spawn_app().await;
+    app.caller("alice", None).await;
+    let cookie = session_cookie(&app, "alice").await;
+    let page = list_with(&app, &cookie).await.expect("logged in");
+    let marker = "name=\"csrf\" value=\"";
+    let start = page.find(marker).expect("a csrf field") + marker.len();
+    let csrf = &page[start..start + page[start..].find('"').expect("quote")];
+
+    let bare =
+        reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).no_proxy().build().expect("client");
+    let logout =
+        bare.post(app.url("/logout")).header("cookie", &cookie).form(&[("csrf", csrf)]).send().await.expect("post");
+    assert_eq!(logout.status(), StatusCode::SEE_OTHER);
+    // A copy of the cookie kept from before (by another tab, or someone who took it) no longer works.
+    assert!(list_with(&app, &cookie).await.is_none(), "the session ended on the server, not only in the browser");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_session_expires_after_twelve_hours() {
+    let app = spawn_app().await;
+    app.caller("alice", None).await;
+    let cookie = session_cookie(&app, "alice").await;
+    app.clock.advance(12 * 3600 - 60);
+    assert!(list_with(&app, &cookie).await.is_some(), "still alive a minute before the end");
+    app.clock.advance(61);
+    assert!(list_with(&app, &cookie).await.is_none(), "expired");
+    app.stop().await;
+}
+
+/// Whether a property of that name holds a credential.
+fn names_a_secret(name: &str) -> bool {
+    let secrets = ["token", "access_token", "refresh_token", "id_token", "client_secret", "secret", "key", "api_key"];
+    secrets.contains(&name) || ["password", "code_verifier", "device_code", "signing_secret"].contains(&name)
+}
+
+/// Whether `text` looks like a credential someone could use: an API key, a JWT, or a long run of random-looking
+/// characters.
+fn looks_like_a_credential(text: &str) -> bool {
+    let long_random = text.len() >= 20
+        && text.chars().all(|c| c.is_ascii_alphanumeric() || "-_.~+/=".contains(c))
+        && text.chars().any(|c| c.is_ascii_digit())
+        && text.chars().any(|c| c.is_ascii_uppercase());
+    (text.starts_with("lk_") && text.len() > 12) || text.starts_with("eyJ") || long_random
+}
+
+/// Every example in `value` as (where, property name it describes, example).
+fn examples<'a>(value: &'a serde_json::Value, at: String, property: &str, out: &mut Vec<(String, String, &'a str)>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (name, inner) in map {
+                let here = format!("{at}/{name}");
+                if name == "example" || name == "examples" || name == "default" {
+                    let mut strings = Vec::new();
+                    strings_in(inner, &mut strings);
+                    out.extend(strings.into_iter().map(|s| (here.clone(), property.to_owned(), s)));
+                } else if at.ends_with("/properties") {
+                    examples(inner, here, name, out);
+                } else {
+                    examples(inner, here, property, out);
+                }
+            }
+        }
+        serde_json::Value::Array(items) => {
+            for (n, inner) in items.iter().enumerate() {
+                examples(inner, format!("{at}/{n}"), property, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn strings_in<'a>(value: &'a serde_json::Value, out: &mut Vec<&'a str>) {
+    match value {
+        serde_json::Value::String(text) => out.push(text),
+        serde_json::Value::Array(items) => items.iter().for_each(|v| strings_in(v, out)),
+        serde_json::Value::Object(map) => map.values().for_each(|v| strings_in(v, out)),
+        _ => {}
+    }
+}
+
+#[tokio::test]
+async fn the_openapi_examples_hold_no_credential() {
+    let app = spawn_app().await;
+    let document: serde_json::Value =
+        app.http.get(app.url("/api/v1/openapi.json")).send().await.expect("openapi").json().await.expect("json");
+    let mut found = Vec::new();
+    examples(&document, String::new(), "", &mut found);
+    assert!(found.len() >= 10, "the walk sees the examples: {found:?}");
+    let shown = found.iter().find(|(_, property, _)| property == "token");
+    let shown = shown.unwrap_or_else(|| panic!("the token's example: {found:#?}"));
+    assert!(shown.2.starts_with('<') && shown.2.ends_with('>'), "{shown:?}");
+    for (at, property, example) in &found {
+        assert!(!looks_like_a_credential(example), "{at}: {example}");
+        if names_a_secret(property) {
+            assert!(
+                example.starts_with('<') && example.ends_with('>'),
+                "{at} ({property}) is a placeholder: {example}"
+            );
+        }
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn each_key_has_its_own_rate_limit_even_for_one_user() {
+    let options = Options { api_rate_limit: std::num::NonZeroU32::new(1).expect("non-zero"), ..Options::default() };
+    let app = spawn_with(options).await;
+    let provider = MockProvider::start("client-1", "cs").await;
+    let alice = app.caller("alice", None).await;
+    app.connect(&alice, "crm", &provider, "cs").await;
+
+    // Spend the first key's bucket on the token endpoint (bounded: one request a second gets through at most).
+    let mut refused = None;
+    for _ in 0..20 {
+        let response =
+            app.http.get(app.url("/api/v1/connections/crm/token")).bearer_auth(&alice.key).send().await.expect("token");
+        if response.status() == StatusCode::TOO_MANY_REQUESTS {
+            refused = Some(response);
+            break;
+        }
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    let refused = refused.expect("the first key was held back");
+    assert!(refused.headers().contains_key(RETRY_AFTER));
+    let body: serde_json::Value = refused.json().await.expect("json");
+    assert!(body["error"].as_str().is_some_and(|e| e.contains("'test'")), "names the key: {body}");
+
+    // A second key of the same user starts with a full bucket.
+    let now = latchkey_core::Clock::now(app.clock.as_ref());
+    let store = app.state.store.as_ref();
+    let (_, second) =
+        latchkey_server::service::api_keys::create(store, &alice.user, "second", None, now).await.expect("key");
+    let second = Caller { user: alice.user.clone(), key: second.expose().to_owned() };
+    let (status, token) = app.token(&second, "crm").await;
+    assert_eq!(status, 200, "the other key is not held back: {token}");
+    app.stop().await;
+}
