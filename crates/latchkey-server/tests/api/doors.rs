@@ -463,3 +463,35 @@ async fn each_key_has_its_own_rate_limit_even_for_one_user() {
     assert_eq!(status, 200, "the other key is not held back: {token}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_callback_page_keeps_its_address_private_cannot_be_framed_and_tells_only_this_origin() {
+    let app = spawn_app().await;
+    let provider = MockProvider::start("client-1", "cs").await;
+    let alice = app.caller("alice", None).await;
+    let link = app.create_connection(&alice, "crm", &provider, "cs").await;
+    let browser = browser_from(loopback(1));
+    let mut next = link;
+    let mut callback = None;
+    for _ in 0..4 {
+        let response = browser.get(&next).send().await.expect("step");
+        if !response.status().is_redirection() {
+            callback = Some(response);
+            break;
+        }
+        next = response.headers()["location"].to_str().expect("location").to_owned();
+    }
+    let callback = callback.expect("the flow ends on the callback page");
+    assert_eq!(callback.status(), StatusCode::OK);
+    let header = |name: &str| callback.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    assert_eq!(header("referrer-policy"), "no-referrer", "the code in the address goes nowhere");
+    let policy = header("content-security-policy");
+    assert!(policy.contains("frame-ancestors 'none'"), "{policy}");
+    let scripts = policy.split(';').find(|d| d.trim().starts_with("script-src")).expect("script-src").trim().to_owned();
+    assert_eq!(scripts, "script-src 'self'", "no inline script: {policy}");
+    let page = callback.text().await.expect("page");
+    let origin = app.state.config.public_origin();
+    assert!(page.contains(&format!("data-origin=\"{origin}\"")), "the message names this origin: {page}");
+    assert!(page.contains("src=\"/assets/callback.js\"") && !page.contains("postMessage"), "{page}");
+    app.stop().await;
+}
