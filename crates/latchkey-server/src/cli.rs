@@ -141,6 +141,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 async fn serve(settings: &Settings) -> anyhow::Result<ExitCode> {
     let config = Config::from_settings(settings)?;
     let app = Application::build(config, Arc::new(SystemClock)).await?;
+    // The signal handlers are in place before the start line: a SIGTERM sent the moment it appears shuts down
+    // cleanly instead of killing the process.
+    let signals = Signals::install();
     let config = app.state().config.clone();
     tracing::info!(url = %config.public_url, database = %bootstrap::redact_url(&config.database_url), "latchkey is listening");
     write_stdout(&format!("latchkey is running at {}", config.public_url))?;
@@ -150,7 +153,7 @@ async fn serve(settings: &Settings) -> anyhow::Result<ExitCode> {
     let shutdown = CancellationToken::new();
     let signal = shutdown.clone();
     tokio::spawn(async move {
-        wait_for_signal().await;
+        signals.wait().await;
         tracing::info!("shutting down: finishing requests in flight");
         signal.cancel();
     });
@@ -158,24 +161,44 @@ async fn serve(settings: &Settings) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn wait_for_signal() {
+/// SIGTERM and Ctrl-C, registered at once (a signal's default action kills the process until then).
+struct Signals {
     #[cfg(unix)]
-    {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(term) => term,
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-                return;
-            }
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
+    term: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    interrupt: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn install() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Self { term: signal(SignalKind::terminate()).ok(), interrupt: signal(SignalKind::interrupt()).ok() }
+        }
+        #[cfg(not(unix))]
+        {
+            Self {}
         }
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+
+    /// Returns when the first of the signals arrives.
+    async fn wait(self) {
+        #[cfg(unix)]
+        {
+            let (Some(mut term), Some(mut interrupt)) = (self.term, self.interrupt) else {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            };
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = interrupt.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 

@@ -271,8 +271,20 @@ async fn sigterm_waits_for_a_refresh_whose_caller_went_away() {
         .json()
         .await
         .expect("json");
-    assert_eq!(again["token"].as_str(), Some(newest.as_str()), "the abandoned refresh was stored: {again}");
+    assert_eq!(again["token"].as_str(), Some(newest.as_str()), "the abandoned refresh was stored: {again}\n{logs}");
     assert_eq!(provider.refresh_calls().len(), calls);
     restarted.terminate();
     assert!(restarted.exit().await.0);
+}
+
+#[tokio::test]
+async fn sigterm_right_after_the_start_line_exits_cleanly() {
+    let dir = tempfile::tempdir().expect("dir");
+    run(dir.path(), &["users", "create", "alice", "--password-stdin"], "a long enough password\n").await;
+    // The signal comes the moment the server says it runs: the handler must already be in place by then.
+    let server = serve(dir.path()).await;
+    server.terminate();
+    let (clean, logs) = server.exit().await;
+    assert!(clean, "exit status 0 after an early SIGTERM:\n{logs}");
+    assert!(logs.contains("shutting down"), "{logs}");
 }
