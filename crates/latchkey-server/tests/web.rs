@@ -9,6 +9,8 @@ mod helpers;
 #[path = "api/provider.rs"]
 #[allow(dead_code, reason = "shared with the API tests; this file uses only part of it")]
 mod provider;
+#[path = "web/compression.rs"]
+mod compression;
 #[path = "web/services.rs"]
 mod services;
 

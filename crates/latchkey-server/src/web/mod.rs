@@ -46,10 +46,12 @@ pub mod when;
 
 use axum::Router;
 use axum::routing::{get, post};
+use tower_http::compression::CompressionLayer;
 
 use crate::state::SharedState;
 
-/// The web UI routes.
+/// The web UI routes. Their pages are gzipped for browsers that accept it (a list of 1,000 connections goes
+/// from 1.9 MB to 70 KB); the JSON API and the OAuth callback are left as they are (docs/decisions.md).
 pub fn routes() -> Router<SharedState> {
     Router::new()
         .route("/", get(login::index))
@@ -68,4 +70,5 @@ pub fn routes() -> Router<SharedState> {
         .route("/api-keys", get(api_keys::list).post(api_keys::create))
         .route("/settings/notifications", get(notifications::show).post(notifications::save))
         .route("/api-keys/{id}/revoke", post(api_keys::revoke))
+        .layer(CompressionLayer::new())
 }
