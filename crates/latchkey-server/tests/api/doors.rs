@@ -495,3 +495,23 @@ async fn the_callback_page_keeps_its_address_private_cannot_be_framed_and_tells_
     assert!(page.contains("src=\"/assets/callback.js\"") && !page.contains("postMessage"), "{page}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn changing_the_client_id_requires_a_new_authorization_and_spends_no_old_refresh_token() {
+    let app = spawn_app().await;
+    let provider = MockProvider::start("client-1", "cs").await;
+    let alice = app.caller("alice", None).await;
+    app.connect(&alice, "crm", &provider, "cs").await;
+    let body = serde_json::json!({"client_id": "client-2"});
+    let (status, changed) = app.api(&alice, Method::PATCH, "/api/v1/connections/crm", Some(body)).await;
+    assert_eq!(status, 200, "{changed}");
+    for path in ["/api/v1/connections/crm/token", "/api/v1/connections/crm/token?force_refresh=true"] {
+        let (status, body) = app.api(&alice, Method::GET, path, None).await;
+        assert_eq!(status, 409, "{path}: {body}");
+    }
+    app.clock.advance(3600);
+    let (status, body) = app.token(&alice, "crm").await;
+    assert_eq!(status, 409, "{body}");
+    assert!(provider.refresh_calls().is_empty(), "the refresh token of the old client id was never sent");
+    app.stop().await;
+}
