@@ -320,9 +320,11 @@ impl TestApp {
     }
 }
 
-/// Polls `check` until it holds, for at most 10 seconds.
+/// Polls `check` until it holds, for at most 60 seconds. The bound only catches a hung test: it returns as soon as
+/// the condition holds, and on a busy machine a background pass (a tick, a claim, a provider call, a few
+/// synchronous writes) can take far longer than it does when idle.
 pub async fn wait_for(what: &str, mut check: impl AsyncFnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while !check().await {
         assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(20)).await;
