@@ -248,6 +248,9 @@ pub struct OAuthSettings {
     /// The body encoding of token requests.
     #[serde(default)]
     pub token_request_format: TokenRequestFormat,
+    /// The body encoding of revocation requests, when not as `token_request_format`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revocation_request_format: Option<TokenRequestFormat>,
     /// Extra parameters of the authorization request.
     #[serde(default)]
     pub authorization_params: BTreeMap<String, String>,
@@ -313,6 +316,7 @@ impl Default for OAuthSettings {
             client_auth: ClientAuth::default(),
             refresh_client_auth: None,
             token_request_format: TokenRequestFormat::default(),
+            revocation_request_format: None,
             authorization_params: BTreeMap::new(),
             token_params: BTreeMap::new(),
             refresh_params: BTreeMap::new(),
@@ -350,6 +354,12 @@ impl OAuthSettings {
     #[must_use]
     pub fn refresh_endpoint(&self) -> &str {
         self.refresh_url.as_deref().unwrap_or(&self.token_url)
+    }
+
+    /// The body encoding of revocation requests.
+    #[must_use]
+    pub fn revocation_format(&self) -> TokenRequestFormat {
+        self.revocation_request_format.unwrap_or(self.token_request_format)
     }
 
     /// The client authentication of refresh requests.

@@ -211,7 +211,8 @@ pub async fn refresh(
 }
 
 /// Revokes a token at `settings.revocation_url` (RFC 7009 §2.1): `token`, `token_type_hint` (left out when
-/// empty) and the client authentication, in the connection's body format. Does nothing when no revocation
+/// empty) and the client authentication, in the connection's revocation body format (its token request format
+/// unless set apart). Does nothing when no revocation
 /// endpoint is configured.
 ///
 /// # Errors
@@ -228,6 +229,7 @@ pub async fn revoke(
         return Ok(());
     };
     let mut request = TokenRequest::new(settings, client_secret);
+    request.format = settings.revocation_format();
     request.secret_param("token", token);
     if !token_type_hint.is_empty() {
         request.param("token_type_hint", token_type_hint);
@@ -253,6 +255,8 @@ pub(crate) struct TokenRequest<'a> {
     settings: &'a OAuthSettings,
     client_secret: Option<&'a Secret>,
     params: Vec<(String, String)>,
+    /// The body encoding: the connection's token request format, or its revocation format for revocation.
+    format: TokenRequestFormat,
     authorization: Option<HeaderValue>,
     /// Every secret in this request, to scrub from the provider's error text.
     pub(crate) secrets: Vec<Secret>,
@@ -261,7 +265,8 @@ pub(crate) struct TokenRequest<'a> {
 impl<'a> TokenRequest<'a> {
     pub(crate) fn new(settings: &'a OAuthSettings, client_secret: Option<&'a Secret>) -> Self {
         let secrets = client_secret.cloned().into_iter().collect();
-        Self { settings, client_secret, params: Vec::new(), authorization: None, secrets }
+        let format = settings.token_request_format;
+        Self { settings, client_secret, params: Vec::new(), format, authorization: None, secrets }
     }
 
     pub(crate) fn param(&mut self, key: &str, value: &str) {
@@ -311,7 +316,7 @@ impl<'a> TokenRequest<'a> {
     }
 
     fn body(&self) -> RequestBody {
-        match self.settings.token_request_format {
+        match self.format {
             TokenRequestFormat::Form => RequestBody {
                 content_type: "application/x-www-form-urlencoded",
                 bytes: Serializer::new(String::new()).extend_pairs(&self.params).finish().into_bytes(),

@@ -51,6 +51,8 @@ pub struct ConnectionView {
     pub has_refresh_token: bool,
     /// `client_secret_post`, `client_secret_basic` or `none` for refresh requests; null follows `client_auth`.
     pub refresh_client_auth: Option<String>,
+    /// `form` or `json` for revocation requests; null follows `token_request_format`.
+    pub revocation_request_format: Option<String>,
     /// Where each value sits in the token response (dotted paths); unnamed keys keep their standard place.
     #[schema(example = json!({"access_token": "authed_user.access_token"}))]
     pub token_response_map: BTreeMap<String, String>,
@@ -148,6 +150,7 @@ impl ConnectionView {
             revocation_url: s.revocation_url.clone(),
             has_refresh_token: tokens.is_some_and(|t| t.refresh_token.is_some()),
             refresh_client_auth: s.refresh_client_auth.map(word),
+            revocation_request_format: s.revocation_request_format.map(word),
             token_response_map: s.token_response_map.to_pairs(),
             keep_response_fields: s.keep_response_fields.clone(),
             keep_callback_params: s.keep_callback_params.clone(),

@@ -112,6 +112,8 @@ pub struct Preset {
     #[serde(default)]
     pub token_request_format: TokenRequestFormat,
     #[serde(default)]
+    pub revocation_request_format: Option<TokenRequestFormat>,
+    #[serde(default)]
     pub authorization_params: BTreeMap<String, String>,
     #[serde(default)]
     pub token_params: BTreeMap<String, String>,
@@ -141,6 +143,7 @@ impl Preset {
             client_auth: self.client_auth,
             refresh_client_auth: self.refresh_client_auth,
             token_request_format: self.token_request_format,
+            revocation_request_format: self.revocation_request_format,
             authorization_params: self.authorization_params.clone(),
             token_params: self.token_params.clone(),
             refresh_params: self.refresh_params.clone(),
@@ -440,10 +443,12 @@ mod tests {
             assert_eq!(get(slack).map(|p| p.client_auth), Some(ClientAuth::ClientSecretBasic), "{slack}");
         }
         assert!(get("salesforce").and_then(|p| p.default_expires_in).is_some_and(|s| s <= 900));
-        // Revocation endpoints that want something latchkey's RFC 7009 request cannot send are left out.
-        for id in ["quickbooks", "notion"] {
-            assert_eq!(get(id).map(|p| p.revocation_url.is_none()), Some(true), "{id}");
-        }
+        // Intuit revokes with a JSON body while its token endpoint takes a form.
+        let quickbooks = get("quickbooks").expect("quickbooks");
+        assert_eq!(quickbooks.settings().revocation_format(), TokenRequestFormat::Json);
+        assert_eq!(quickbooks.settings().token_request_format, TokenRequestFormat::Form);
+        // A revocation endpoint that wants something latchkey's RFC 7009 request cannot send is left out.
+        assert_eq!(get("notion").map(|p| p.revocation_url.is_none()), Some(true));
     }
 
     #[test]

@@ -62,6 +62,10 @@ pub struct ConnectionInput {
     /// `client_secret_basic` or `none`; `""` (or absent on create) follows `client_auth`.
     #[schema(example = "client_secret_post")]
     pub refresh_client_auth: Option<String>,
+    /// The body encoding of revocation requests when not as `token_request_format`: `form` or `json`; `""` (or
+    /// absent on create) follows `token_request_format`.
+    #[schema(example = "json")]
+    pub revocation_request_format: Option<String>,
     /// Where each value sits in the token response, as dotted paths. Keys: `access_token`, `refresh_token`,
     /// `expires_in`, `token_type`, `scope`, and `expires_at` (an absolute expiry in epoch seconds or RFC 3339,
     /// read only when mapped; `expires_in` wins when both are present). Unnamed keys keep their standard place.

@@ -4,7 +4,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use latchkey_core::settings::{ClientAuth, GrantType, OAuthSettings, TokenResponseMap, check_path, is_secret_like};
+use latchkey_core::settings::{
+    ClientAuth, GrantType, OAuthSettings, TokenRequestFormat, TokenResponseMap, check_path, is_secret_like,
+};
 use latchkey_core::{Error, Result, template};
 use latchkey_oauth::{OAuthError, RESERVED_AUTHORIZATION_PARAMS, RESERVED_TOKEN_PARAMS};
 use url::Url;
@@ -126,6 +128,21 @@ fn merge(base: Option<&OAuthSettings>, input: &ConnectionInput) -> Result<OAuthS
             Some(word) => Some(parse_client_auth("refresh_client_auth", word)?),
         },
         token_request_format: input.token_request_format.unwrap_or(base.token_request_format),
+        revocation_request_format: match input.revocation_request_format.as_deref().map(str::trim) {
+            None => base.revocation_request_format,
+            Some("") => None,
+            Some("form") => Some(TokenRequestFormat::Form),
+            Some("json") => Some(TokenRequestFormat::Json),
+            Some(other) => {
+                return Err(Error::invalid(
+                    "revocation_request_format",
+                    format!(
+                        "revocation_request_format '{}' is not one of form, json (or \"\" to use token_request_format)",
+                        other.escape_debug()
+                    ),
+                ));
+            }
+        },
         authorization_params: pick(&input.authorization_params, &base.authorization_params),
         token_params: pick(&input.token_params, &base.token_params),
         refresh_params: pick(&input.refresh_params, &base.refresh_params),

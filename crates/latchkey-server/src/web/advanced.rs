@@ -11,12 +11,13 @@ use latchkey_core::Error;
 use latchkey_core::settings::{ClientAuth, OAuthSettings, Pkce, TokenRequestFormat};
 
 /// The names of the Advanced section's fields, as the form posts them and as the service's errors name them.
-pub const ADVANCED_FIELDS: [&str; 19] = [
+pub const ADVANCED_FIELDS: [&str; 20] = [
     "grant_type",
     "pkce",
     "client_auth",
     "refresh_client_auth",
     "token_request_format",
+    "revocation_request_format",
     "authorization_params",
     "token_params",
     "refresh_params",
@@ -42,6 +43,8 @@ pub struct AdvancedValues {
     /// "" follows `client_auth`.
     pub refresh_client_auth: String,
     pub token_request_format: String,
+    /// "" follows `token_request_format`.
+    pub revocation_request_format: String,
     pub authorization_params: String,
     pub token_params: String,
     pub refresh_params: String,
@@ -86,6 +89,11 @@ impl AdvancedValues {
             client_auth: client_auth_word(settings.client_auth).to_owned(),
             refresh_client_auth: settings.refresh_client_auth.map(client_auth_word).unwrap_or_default().to_owned(),
             token_request_format: format_word(settings.token_request_format).to_owned(),
+            revocation_request_format: settings
+                .revocation_request_format
+                .map(format_word)
+                .unwrap_or_default()
+                .to_owned(),
             authorization_params: lines(&settings.authorization_params),
             token_params: lines(&settings.token_params),
             refresh_params: lines(&settings.refresh_params),
@@ -114,6 +122,7 @@ impl AdvancedValues {
             client_auth: pick("client_auth", d.client_auth),
             refresh_client_auth: pick("refresh_client_auth", d.refresh_client_auth),
             token_request_format: pick("token_request_format", d.token_request_format),
+            revocation_request_format: pick("revocation_request_format", d.revocation_request_format),
             authorization_params: pick("authorization_params", d.authorization_params),
             token_params: pick("token_params", d.token_params),
             refresh_params: pick("refresh_params", d.refresh_params),
@@ -168,6 +177,19 @@ impl AdvancedValues {
     #[must_use]
     pub fn format_choices(&self) -> Vec<Choice> {
         choices(&[("form", "Form (application/x-www-form-urlencoded)"), ("json", "JSON")], &self.token_request_format)
+    }
+
+    /// The revocation body format select's choices, led by "same as the token requests".
+    #[must_use]
+    pub fn revocation_format_choices(&self) -> Vec<Choice> {
+        choices(
+            &[
+                ("", "Same as the token request body"),
+                ("form", "Form (application/x-www-form-urlencoded)"),
+                ("json", "JSON"),
+            ],
+            &self.revocation_request_format,
+        )
     }
 
     /// The scope separator select's choices; a separator set through the API is offered too.
@@ -410,6 +432,11 @@ mod tests {
         let values = AdvancedValues { scope_separator: ";".into(), ..AdvancedValues::default() };
         assert!(values.grant_choices()[0].selected);
         assert!(values.refresh_client_auth_choices()[0].selected, "empty follows client_auth");
+        assert!(values.revocation_format_choices()[0].selected, "empty follows token_request_format");
+        let settings =
+            OAuthSettings { revocation_request_format: Some(TokenRequestFormat::Json), ..OAuthSettings::default() };
+        let json = AdvancedValues::of(&settings).revocation_format_choices();
+        assert!(json.iter().any(|c| c.value == "json" && c.selected), "{json:?}");
         let separators = values.separator_choices();
         assert!(separators.last().is_some_and(|c| c.0 == ";" && c.2));
         assert_eq!(parse_word::<GrantType>("grant_type", "device_code").unwrap(), GrantType::DeviceCode);

@@ -167,6 +167,7 @@ impl ConnectionForm {
             revocation_url: self.trimmed("revocation_url"),
             redirect_uri: self.trimmed("redirect_uri"),
             refresh_client_auth: self.trimmed("refresh_client_auth"),
+            revocation_request_format: self.trimmed("revocation_request_format"),
             token_response_map: map("token_response_map")?,
             keep_response_fields: self.get("keep_response_fields").map(advanced::parse_list),
             keep_callback_params: self.get("keep_callback_params").map(advanced::parse_list),
@@ -259,7 +260,7 @@ impl FormValues {
 }
 
 /// The fields a custom or edit form shows, by the names the service's errors use.
-pub const FORM_FIELDS: [&str; 27] = [
+pub const FORM_FIELDS: [&str; 28] = [
     "provider",
     "client_id",
     "client_secret",
@@ -273,6 +274,7 @@ pub const FORM_FIELDS: [&str; 27] = [
     "client_auth",
     "refresh_client_auth",
     "token_request_format",
+    "revocation_request_format",
     "authorization_params",
     "token_params",
     "refresh_params",
@@ -430,6 +432,7 @@ mod tests {
             ("grant_type", "client_credentials"),
             ("pkce", "off"),
             ("token_request_format", "json"),
+            ("revocation_request_format", "form"),
             ("token_params", "audience=https://api.example\n"),
             ("token_response_map", "access_token=data.token"),
             ("default_expires_in", "3600"),
@@ -441,6 +444,7 @@ mod tests {
         .expect("input");
         assert_eq!(input.grant_type, Some(latchkey_core::settings::GrantType::ClientCredentials));
         assert_eq!(input.pkce, Some(latchkey_core::settings::Pkce::Off));
+        assert_eq!(input.revocation_request_format.as_deref(), Some("form"));
         assert_eq!(input.token_params.unwrap().get("audience").map(String::as_str), Some("https://api.example"));
         assert_eq!(input.token_response_map.unwrap().get("access_token").map(String::as_str), Some("data.token"));
         assert_eq!(input.default_expires_in, Some(3600));

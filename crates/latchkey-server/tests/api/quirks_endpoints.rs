@@ -42,6 +42,44 @@ async fn deleting_revokes_the_refresh_token_at_the_revocation_url() {
 }
 
 #[tokio::test]
+async fn revocation_can_use_a_json_body_while_token_requests_stay_forms() {
+    let app = spawn_app().await;
+    let provider = Quirky::start("client-1", "s").await;
+    provider.revoke_json_only();
+    let alice = app.caller("alice", None).await;
+    let bad = json!({"revocation_url": provider.url("/revoke"), "revocation_request_format": "oops"});
+    let (status, answer) = create(&app, &alice, body("crm", &provider, "s", bad)).await;
+    assert_eq!((status, answer["field"].as_str()), (400, Some("revocation_request_format")), "{answer}");
+    let overrides = json!({"revocation_url": provider.url("/revoke"), "revocation_request_format": "json"});
+    connect(&app, &alice, body("crm", &provider, "s", overrides)).await;
+    let read = quirky::read(&app, &alice, "crm").await;
+    assert_eq!(
+        (read["token_request_format"].as_str(), read["revocation_request_format"].as_str()),
+        (Some("form"), Some("json"))
+    );
+    let exchange = &provider.calls("token")[0];
+    assert_eq!(exchange.header("content-type"), Some("application/x-www-form-urlencoded"));
+
+    let (status, _) = app.api(&alice, Method::DELETE, "/api/v1/connections/crm", None).await;
+    assert_eq!(status, 204);
+    let revoke = &provider.calls("revoke")[0];
+    assert_eq!(revoke.header("content-type"), Some("application/json"));
+    let sent: Value = serde_json::from_slice(&revoke.body).expect("a JSON body");
+    assert_eq!(sent["token"], format!("rt-{}-2", provider.tag()));
+    assert_eq!(sent["client_id"], "client-1");
+
+    // "" goes back to the token request format: the same provider then refuses the form.
+    let overrides = json!({"revocation_url": provider.url("/revoke"), "revocation_request_format": ""});
+    connect(&app, &alice, body("crm2", &provider, "s", overrides)).await;
+    let read = quirky::read(&app, &alice, "crm2").await;
+    assert_eq!(read["revocation_request_format"], Value::Null, "{read}");
+    let (status, _) = app.api(&alice, Method::DELETE, "/api/v1/connections/crm2", None).await;
+    assert_eq!(status, 204, "a refused revocation never blocks the delete");
+    let last = provider.calls("revoke").pop().expect("a second revocation");
+    assert_eq!(last.header("content-type"), Some("application/x-www-form-urlencoded"));
+}
+
+#[tokio::test]
 async fn a_failed_revocation_is_logged_and_never_blocks_the_delete() {
     let _ = captured_logs();
     let app = spawn_app().await;

@@ -129,6 +129,8 @@ struct Inner {
     shape: Shape,
     expires_in: Option<u64>,
     revoke_status: u16,
+    /// Refuses form bodies at the revocation endpoint (415), as Intuit's does.
+    revoke_json_only: bool,
     metadata: HashMap<String, Value>,
     /// code → (redirect_uri, code_challenge)
     codes: HashMap<String, (String, Option<String>)>,
@@ -161,6 +163,7 @@ impl Quirky {
             shape: Arc::new(standard),
             expires_in: Some(3600),
             revoke_status: 200,
+            revoke_json_only: false,
             metadata: HashMap::new(),
             codes: HashMap::new(),
             refresh_tokens: HashSet::new(),
@@ -236,6 +239,12 @@ impl Quirky {
         self
     }
 
+    /// Reads only JSON revocation requests; a form body is refused with 415.
+    pub fn revoke_json_only(&self) -> &Self {
+        self.with(|i| i.revoke_json_only = true);
+        self
+    }
+
     /// Serves `document` at `path` (for example `/.well-known/oauth-authorization-server/tenant`).
     pub fn metadata(&self, path: &str, document: Value) -> &Self {
         self.with(|i| i.metadata.insert(path.to_owned(), document));
@@ -304,6 +313,9 @@ async fn route(State(provider): State<Quirky>, request: Request) -> Response {
     }
     if path.ends_with("/revoke") {
         let status = provider.with(|i| i.revoke_status);
+        if provider.with(|i| i.revoke_json_only) && !content_type.starts_with("application/json") {
+            return respond(oauth_error(415, "invalid_request", "the revocation endpoint only reads JSON bodies"));
+        }
         if let Err(refusal) = provider.with(|i| check_auth(i, i.exchange_auth, &headers, &params)) {
             return respond(refusal);
         }

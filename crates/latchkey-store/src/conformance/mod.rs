@@ -153,6 +153,7 @@ fn settings() -> OAuthSettings {
         pkce: Pkce::Off,
         client_auth: ClientAuth::ClientSecretBasic,
         token_request_format: TokenRequestFormat::Json,
+        revocation_request_format: Some(TokenRequestFormat::Form),
         authorization_params: BTreeMap::from([("prompt".to_owned(), "consent".to_owned())]),
         token_params: BTreeMap::from([("audience".to_owned(), "api".to_owned())]),
         refresh_params: BTreeMap::from([("resource".to_owned(), "http://127.0.0.1:9/api".to_owned())]),
