@@ -40,3 +40,40 @@ pub fn read<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
         .find(|(k, _)| *k == name)
         .map(|(_, v)| v)
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::config::Settings;
+
+    #[derive(Parser)]
+    struct Command {
+        #[command(flatten)]
+        settings: Settings,
+    }
+
+    fn config(public_url: &str) -> Config {
+        let command = Command::try_parse_from(["latchkey", "--public-url", public_url]).expect("arguments");
+        Config::from_settings(&command.settings).expect("config")
+    }
+
+    #[test]
+    fn on_https_the_cookie_is_pinned_to_this_host_and_secure() {
+        let config = config("https://latchkey.example");
+        let name = name(&config, &Digest([7; 32]));
+        assert!(name.starts_with("__Host-latchkey_flow_"), "{name}");
+        let cookie = set(&config, &name, "v", 600);
+        assert_eq!(cookie, format!("{name}=v; Path=/; Max-Age=600; HttpOnly; SameSite=Lax; Secure"));
+    }
+
+    #[test]
+    fn on_plain_http_the_cookie_is_still_http_only_and_same_site() {
+        let config = config("http://127.0.0.1:8080");
+        let name = name(&config, &Digest([7; 32]));
+        assert_eq!(name, "latchkey_flow_070707070707");
+        assert_eq!(set(&config, &name, "v", 600), format!("{name}=v; Path=/; Max-Age=600; HttpOnly; SameSite=Lax"));
+        assert_eq!(clear(&config, &name), format!("{name}=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax"));
+    }
+}
