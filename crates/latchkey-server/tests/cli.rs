@@ -58,7 +58,11 @@ struct Server {
 
 /// Starts `latchkey serve` on a free port and reads what it prints until it says where it runs.
 async fn serve(dir: &Path, log: &str) -> Server {
-    let mut command = latchkey(dir);
+    serve_with(latchkey(dir), log).await
+}
+
+/// Starts `command` as `latchkey serve` on a free port, as [`serve`] does.
+async fn serve_with(mut command: Command, log: &str) -> Server {
     command
         .args(["serve", "--listen", "127.0.0.1:0"])
         .env("LATCHKEY_LOG", log)
@@ -218,4 +222,53 @@ async fn a_whole_flow_with_debug_logs_never_logs_a_secret() {
         assert!(!logs.contains(secret.as_str()), "the log shows {secret}:\n{logs}");
     }
     assert!(secrets.iter().any(|s| s.starts_with("rt-")), "the search covered refresh tokens");
+}
+
+#[tokio::test]
+async fn proxy_settings_in_the_environment_are_ignored_by_outbound_requests() {
+    // A proxy that counts who connects to it and serves no one.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let proxy = format!("http://{}", listener.local_addr().expect("address"));
+    let reached = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = std::sync::Arc::clone(&reached);
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            drop(socket);
+        }
+    });
+
+    let dir = tempfile::tempdir().expect("dir");
+    let (ok, _, err) =
+        run(dir.path(), &["users", "create", "alice", "--password-stdin"], Some("correct horse battery\n")).await;
+    assert!(ok, "{err}");
+    let (ok, key, err) = run(dir.path(), &["api-keys", "create", "alice", "--name", "ci"], None).await;
+    assert!(ok, "{err}");
+    let key = key.trim().to_owned();
+    let provider = MockProvider::start("client-1", "cs").await;
+
+    let mut command = latchkey(dir.path());
+    for name in ["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"] {
+        command.env(name, &proxy);
+    }
+    command.env_remove("NO_PROXY").env_remove("no_proxy");
+    let server = serve_with(command, "info").await;
+    let http = reqwest::Client::builder().cookie_store(true).no_proxy().build().expect("client");
+    let created: serde_json::Value = http
+        .post(format!("{}/api/v1/connections", server.url))
+        .bearer_auth(&key)
+        .json(&json!({"handle": "crm", "authorization_url": provider.authorization_url(),
+            "token_url": provider.token_url(), "client_id": "client-1", "client_secret": "cs"}))
+        .send()
+        .await
+        .expect("create")
+        .json()
+        .await
+        .expect("json");
+    let link = created["authorization_link"].as_str().expect("link").to_owned();
+    let page = http.get(&link).send().await.expect("follow");
+    assert_eq!(page.status().as_u16(), 200, "{}", page.text().await.unwrap_or_default());
+    assert_eq!(provider.token_calls().len(), 1, "the code went straight to the provider");
+    assert_eq!(reached.load(std::sync::atomic::Ordering::SeqCst), 0, "nothing went through the proxy");
+    server.stop().await;
 }
