@@ -126,9 +126,11 @@ async fn a_refresh_survives_its_caller_going_away() {
     app.connect(&alice, "crm", &provider, "s").await;
     app.clock.advance(3600);
     provider.hold_refreshes(true);
-    let impatient = reqwest::Client::builder().timeout(Duration::from_millis(300)).no_proxy().build().expect("client");
-    let gone = impatient.get(app.url("/api/v1/connections/crm/token")).bearer_auth(&alice.key).send().await;
-    assert!(gone.is_err(), "the caller gave up");
+    // The caller goes away once its refresh is at the provider (not before: then there would be nothing to finish).
+    let caller = tokio::spawn(app.http.get(app.url("/api/v1/connections/crm/token")).bearer_auth(&alice.key).send());
+    tokio::time::timeout(Duration::from_secs(60), provider.refresh_arrived()).await.expect("the refresh arrives");
+    caller.abort();
+    assert!(caller.await.is_err_and(|e| e.is_cancelled()), "the caller gave up before any answer");
     provider.release();
     // The refresh completes and is stored: the next request gets the rotated token without another call.
     let store = app.state.store.clone();
@@ -294,4 +296,72 @@ async fn a_429_backs_off_at_least_as_long_as_retry_after_asks() {
     let (status, body) = app.token(&alice, "crm").await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(provider.refresh_calls().len(), 2);
+}
+
+/// Makes the database refuse every write of an access token, as a full disk would (`false` lifts it again).
+async fn refuse_token_writes(app: &crate::helpers::TestApp, refuse: bool) {
+    use sqlx::Connection as _;
+    let url = app.database_url();
+    if crate::helpers::on_postgres() {
+        let mut db = sqlx::PgConnection::connect(&url).await.expect("open the database");
+        let statements: &[&str] = if refuse {
+            &[
+                "CREATE FUNCTION refuse_token_writes() RETURNS trigger LANGUAGE plpgsql AS \
+                 $$ BEGIN RAISE EXCEPTION 'no space left on device'; END $$",
+                "CREATE TRIGGER refuse_token_writes BEFORE UPDATE OF access_token ON connections \
+                 FOR EACH ROW EXECUTE FUNCTION refuse_token_writes()",
+            ]
+        } else {
+            &["DROP TRIGGER refuse_token_writes ON connections", "DROP FUNCTION refuse_token_writes()"]
+        };
+        for statement in statements {
+            sqlx::query(statement).execute(&mut db).await.expect("trigger");
+        }
+    } else {
+        let mut db = sqlx::SqliteConnection::connect(&url).await.expect("open the SQLite file");
+        let statement = if refuse {
+            "CREATE TRIGGER refuse_token_writes BEFORE UPDATE OF access_token ON connections \
+             BEGIN SELECT RAISE(ABORT, 'no space left on device'); END"
+        } else {
+            "DROP TRIGGER refuse_token_writes"
+        };
+        sqlx::query(statement).execute(&mut db).await.expect("trigger");
+    }
+}
+
+#[tokio::test]
+async fn a_refresh_that_cannot_be_stored_hands_out_nothing_and_keeps_the_row_whole() {
+    let app = spawn_app().await;
+    let provider = MockProvider::start("client-1", "s").await;
+    provider.set_rotate_refresh_tokens(true);
+    let alice = app.caller("alice", None).await;
+    app.connect(&alice, "crm", &provider, "s").await;
+    let store = app.state.store.clone();
+    let handle = latchkey_core::Handle::parse("crm").expect("handle");
+    let before = store.connection(&alice.user.id, &handle).await.expect("read").expect("row");
+    app.clock.advance(3600);
+
+    refuse_token_writes(&app, true).await;
+    let (status, body) = app.token(&alice, "crm").await;
+    let answered = provider.issued_tokens().into_iter().rfind(|t| t.starts_with("at-")).expect("issued");
+    assert_eq!(provider.refresh_calls().len(), 1, "the provider answered");
+    assert!(status >= 500, "{status}: {body}");
+    assert!(!body.to_string().contains(&answered), "a token that was not stored reached the caller: {body}");
+    // Neither half of the answer landed: the access token, the refresh token and the version are as before.
+    let after = store.connection(&alice.user.id, &handle).await.expect("read").expect("row");
+    assert_eq!(after.token_version, before.token_version);
+    let (old, now) = (before.tokens.expect("tokens"), after.tokens.expect("tokens"));
+    assert_eq!(now.access_token, old.access_token);
+    assert_eq!(now.refresh_token, old.refresh_token);
+    assert_eq!(now.expires_at, old.expires_at);
+
+    // The provider rotated the refresh token and its answer was lost: the next refresh is refused, and the
+    // connection says so once, with a message, instead of retrying.
+    refuse_token_writes(&app, false).await;
+    let (status, body) = app.token(&alice, "crm").await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["code"], "needs_reauth", "{body}");
+    assert!(body["error"].as_str().unwrap_or_default().contains("reconnect"), "{body}");
+    assert_eq!(app.token(&alice, "crm").await.0, 409);
+    assert_eq!(provider.refresh_calls().len(), 2, "no retry loop");
 }
