@@ -143,6 +143,10 @@ async fn forged_forms_from_another_site_change_nothing() {
         ("/connections/crm/delete".to_owned(), vec![("confirmed", "yes".to_owned())]),
         ("/api-keys".to_owned(), vec![("name", "attacker".to_owned()), ("handles", String::new())]),
         (format!("/api-keys/{key_id}/revoke"), vec![("confirmed", "yes".to_owned())]),
+        (
+            "/settings/notifications".to_owned(),
+            vec![("url", "http://127.0.0.1:9/hook".to_owned()), ("action", "save".to_owned())],
+        ),
         ("/logout".to_owned(), vec![]),
     ];
     for (path, fields) in &forms {
@@ -176,6 +180,7 @@ async fn forged_forms_from_another_site_change_nothing() {
         assert_eq!(answer.status(), StatusCode::FORBIDDEN, "{path} cross-site");
     }
     assert_eq!(snapshot(&app, &alice).await, before, "no forged form changed anything");
+    assert!(app.state.store.webhook(&alice.user.id).await.expect("webhook").is_none(), "no webhook was set");
     assert_eq!(app.token(&alice, "crm").await.0, 200, "the key still works");
     let still = person.browser.get(app.url("/connections")).send().await.expect("list");
     assert_eq!(still.status(), StatusCode::OK, "the session was not ended by a forged logout");
