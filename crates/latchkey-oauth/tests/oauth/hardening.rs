@@ -133,3 +133,37 @@ async fn errors_never_repeat_a_secret_of_the_request() {
     }
     assert!(described.contains("refresh token [redacted] for client secret [redacted] is revoked"), "{described}");
 }
+
+#[tokio::test]
+async fn a_host_that_never_completes_the_connection_hits_the_connect_timeout() {
+    // A listener that never accepts, its queue filled: further connection attempts get no answer at all.
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.bind("127.0.0.1:0".parse().expect("addr")).expect("bind");
+    let listener = socket.listen(1).expect("listen");
+    let address = listener.local_addr().expect("addr");
+    let mut queued = Vec::new();
+    for _ in 0..64 {
+        match tokio::time::timeout(Duration::from_millis(300), tokio::net::TcpStream::connect(address)).await {
+            Ok(stream) => queued.push(stream.expect("connect")),
+            Err(_) => break,
+        }
+    }
+    assert!(queued.len() < 64, "the listener's queue never filled");
+
+    let mut settings = MockProvider::start().await.settings();
+    settings.token_url = format!("http://{address}/token");
+    let client = HttpClient::new(OutboundPolicy {
+        allow_private_networks: true,
+        connect_timeout: Duration::from_millis(300),
+        request_timeout: Duration::from_secs(20),
+        ..OutboundPolicy::default()
+    })
+    .expect("client");
+    let err = refresh(&client, &settings, None, &Secret::new("rt")).await.expect_err("no connection");
+    assert!(err.is_retryable(), "{err:?}");
+    assert_eq!(
+        err.describe(&settings.token_url),
+        format!("the token endpoint {} could not be reached within 300 ms", settings.token_url)
+    );
+    drop((queued, listener));
+}
