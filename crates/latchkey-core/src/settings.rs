@@ -260,6 +260,10 @@ pub struct OAuthSettings {
     /// Extra parameters of the refresh request.
     #[serde(default)]
     pub refresh_params: BTreeMap<String, String>,
+    /// Extra HTTP headers of every request latchkey sends to the provider's token, refresh, revocation and
+    /// device endpoints (Notion's `Notion-Version`); never a credential.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub request_headers: BTreeMap<String, String>,
     /// What joins the scopes in the authorization request.
     #[serde(default = "default_scope_separator")]
     pub scope_separator: String,
@@ -320,6 +324,7 @@ impl Default for OAuthSettings {
             authorization_params: BTreeMap::new(),
             token_params: BTreeMap::new(),
             refresh_params: BTreeMap::new(),
+            request_headers: BTreeMap::new(),
             scope_separator: default_scope_separator(),
             token_response_map: TokenResponseMap::default(),
             default_expires_in: None,

@@ -5,7 +5,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use rand::RngCore as _;
 use reqwest::Method;
-use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
+use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
 use serde_json::{Map, Value};
 use sha2::{Digest as _, Sha256};
 use url::Url;
@@ -250,6 +250,43 @@ pub async fn revoke(
     Err(finish_error(err, response.retry_after, &secrets))
 }
 
+/// Headers latchkey sets itself or that carry credentials, which a connection's `request_headers` may not name.
+pub const RESERVED_REQUEST_HEADERS: &[&str] = &[
+    "accept",
+    "authorization",
+    "connection",
+    "content-length",
+    "content-type",
+    "cookie",
+    "host",
+    "proxy-authorization",
+    "transfer-encoding",
+    "user-agent",
+];
+
+/// Checks one extra header of a connection's `request_headers`: a valid HTTP header name that latchkey does not
+/// set itself and that does not look like a credential, and a printable value of at most 200 characters.
+///
+/// # Errors
+/// A sentence naming the header and what is wrong, never repeating the value.
+pub fn check_request_header(name: &str, value: &str) -> Result<(), String> {
+    let shown = name.escape_debug();
+    if HeaderName::from_bytes(name.as_bytes()).is_err() {
+        return Err(format!("'{shown}' is not a valid HTTP header name"));
+    }
+    let lower = name.to_ascii_lowercase();
+    if RESERVED_REQUEST_HEADERS.contains(&lower.as_str()) || lower.starts_with("proxy-") {
+        return Err(format!("the header {shown} is set by latchkey itself"));
+    }
+    if latchkey_core::settings::is_secret_like(&lower.replace('-', "_")) || lower.contains("auth") {
+        return Err(format!("the header {shown} looks like a credential, which request_headers never holds"));
+    }
+    if value.chars().count() > 200 || value.chars().any(char::is_control) || HeaderValue::from_str(value).is_err() {
+        return Err(format!("the value of the header {shown} must be printable text of at most 200 characters"));
+    }
+    Ok(())
+}
+
 /// A request to a token, revocation or device authorization endpoint, as it is assembled.
 pub(crate) struct TokenRequest<'a> {
     settings: &'a OAuthSettings,
@@ -335,6 +372,14 @@ impl<'a> TokenRequest<'a> {
         endpoint: &str,
     ) -> Result<crate::client::RawResponse, OAuthError> {
         let mut headers = HeaderMap::new();
+        for (name, value) in &self.settings.request_headers {
+            // Checked when the settings were saved; a header that no longer passes is left out.
+            if check_request_header(name, value).is_ok()
+                && let (Ok(name), Ok(value)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value))
+            {
+                headers.insert(name, value);
+            }
+        }
         if let Some(value) = self.authorization.clone() {
             headers.insert(AUTHORIZATION, value);
         }
@@ -378,6 +423,21 @@ pub(crate) fn finish_error(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn extra_headers_are_plain_names_latchkey_does_not_set_and_never_credentials() {
+        assert_eq!(check_request_header("Notion-Version", "2022-06-28"), Ok(()));
+        for name in
+            ["Authorization", "content-type", "Accept", "Host", "Cookie", "Proxy-Foo", "X-Api-Key", "X-Auth-User"]
+        {
+            assert!(check_request_header(name, "v").is_err(), "{name}");
+        }
+        assert!(check_request_header("Bad Name", "v").is_err());
+        assert!(check_request_header("", "v").is_err());
+        let err = check_request_header("X-Trace", "a\r\nInjected: 1").expect_err("control characters");
+        assert!(!err.contains("Injected"), "the value is never repeated: {err}");
+        assert!(check_request_header("X-Trace", &"v".repeat(201)).is_err());
+    }
 
     #[test]
     fn rfc7636_appendix_b_vector() {

@@ -21,8 +21,8 @@ pub use client::{HttpClient, OutboundPolicy};
 pub use discovery::{ProviderMetadata, discover, metadata_urls};
 pub use error::OAuthError;
 pub use flow::{
-    PkcePair, RESERVED_AUTHORIZATION_PARAMS, RESERVED_TOKEN_PARAMS, authorization_request_url, describe_provider_error,
-    exchange_code, refresh, revoke,
+    PkcePair, RESERVED_AUTHORIZATION_PARAMS, RESERVED_REQUEST_HEADERS, RESERVED_TOKEN_PARAMS,
+    authorization_request_url, check_request_header, describe_provider_error, exchange_code, refresh, revoke,
 };
 pub use grants::{DEVICE_CODE_GRANT, DevicePoll, client_credentials, poll_device_token, start_device_authorization};
 pub use guard::{

@@ -43,6 +43,8 @@ pub struct ConnectionView {
     pub authorization_params: BTreeMap<String, String>,
     pub token_params: BTreeMap<String, String>,
     pub refresh_params: BTreeMap<String, String>,
+    /// Extra HTTP headers of the requests to the provider's token, refresh, revocation and device endpoints.
+    pub request_headers: BTreeMap<String, String>,
     pub scope_separator: String,
     pub default_expires_in: Option<u64>,
     pub refresh_url: Option<String>,
@@ -144,6 +146,7 @@ impl ConnectionView {
             authorization_params: s.authorization_params.clone(),
             token_params: s.token_params.clone(),
             refresh_params: s.refresh_params.clone(),
+            request_headers: s.request_headers.clone(),
             scope_separator: s.scope_separator.clone(),
             default_expires_in: s.default_expires_in,
             refresh_url: s.refresh_url.clone(),

@@ -120,6 +120,8 @@ pub struct Preset {
     #[serde(default)]
     pub refresh_params: BTreeMap<String, String>,
     #[serde(default)]
+    pub request_headers: BTreeMap<String, String>,
+    #[serde(default)]
     pub token_response_map: TokenResponseMap,
     #[serde(default)]
     pub default_expires_in: Option<u64>,
@@ -147,6 +149,7 @@ impl Preset {
             authorization_params: self.authorization_params.clone(),
             token_params: self.token_params.clone(),
             refresh_params: self.refresh_params.clone(),
+            request_headers: self.request_headers.clone(),
             scope_separator: self.scope_separator.clone(),
             token_response_map: self.token_response_map.clone(),
             default_expires_in: self.default_expires_in,
@@ -319,6 +322,9 @@ mod tests {
             {
                 assert!(!reserved.contains(&name.as_str()) && !is_secret_like(name), "{id}: parameter {name}");
             }
+            for (name, value) in &preset.request_headers {
+                latchkey_oauth::check_request_header(name, value).unwrap_or_else(|e| panic!("{id}: {e}"));
+            }
             for (key, path) in preset.token_response_map.to_pairs() {
                 check_path(&path).unwrap_or_else(|e| panic!("{id}: token_response_map.{key} {e}"));
             }
@@ -447,8 +453,9 @@ mod tests {
         let quickbooks = get("quickbooks").expect("quickbooks");
         assert_eq!(quickbooks.settings().revocation_format(), TokenRequestFormat::Json);
         assert_eq!(quickbooks.settings().token_request_format, TokenRequestFormat::Form);
-        // A revocation endpoint that wants something latchkey's RFC 7009 request cannot send is left out.
-        assert_eq!(get("notion").map(|p| p.revocation_url.is_none()), Some(true));
+        // Notion's revocation endpoint wants the API version header.
+        let notion = get("notion").expect("notion");
+        assert!(notion.revocation_url.is_some() && notion.request_headers.contains_key("Notion-Version"));
     }
 
     #[test]

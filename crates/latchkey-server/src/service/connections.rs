@@ -50,6 +50,10 @@ pub struct ConnectionInput {
     pub authorization_params: Option<BTreeMap<String, String>>,
     pub token_params: Option<BTreeMap<String, String>>,
     pub refresh_params: Option<BTreeMap<String, String>>,
+    /// Extra HTTP headers of every request to the provider's token, refresh, revocation and device endpoints
+    /// (for example `Notion-Version`); never a credential or a header latchkey sets itself.
+    #[schema(example = json!({"Notion-Version": "2022-06-28"}))]
+    pub request_headers: Option<BTreeMap<String, String>>,
     pub scope_separator: Option<String>,
     /// Seconds to assume when the provider sends no lifetime; without it such a token is never refreshed blindly.
     pub default_expires_in: Option<u64>,

@@ -146,6 +146,7 @@ fn merge(base: Option<&OAuthSettings>, input: &ConnectionInput) -> Result<OAuthS
         authorization_params: pick(&input.authorization_params, &base.authorization_params),
         token_params: pick(&input.token_params, &base.token_params),
         refresh_params: pick(&input.refresh_params, &base.refresh_params),
+        request_headers: pick(&input.request_headers, &base.request_headers),
         scope_separator: input.scope_separator.clone().unwrap_or_else(|| base.scope_separator.clone()),
         token_response_map: match &input.token_response_map {
             Some(pairs) => TokenResponseMap::from_pairs(pairs)?,
@@ -341,6 +342,12 @@ fn validate(state: &AppState, stored: &OAuthSettings) -> Result<()> {
     }
     if settings.client_id.chars().any(char::is_control) {
         return Err(Error::invalid("client_id", "the client ID contains control characters"));
+    }
+    if settings.request_headers.len() > 20 {
+        return Err(Error::invalid("request_headers", "at most 20 request headers"));
+    }
+    for (name, value) in &settings.request_headers {
+        latchkey_oauth::check_request_header(name, value).map_err(|why| Error::invalid("request_headers", why))?;
     }
     let separator = settings.scope_separator.as_str();
     if separator.is_empty() || separator.len() > 3 || separator.chars().any(char::is_alphanumeric) {

@@ -11,7 +11,7 @@ use latchkey_core::Error;
 use latchkey_core::settings::{ClientAuth, OAuthSettings, Pkce, TokenRequestFormat};
 
 /// The names of the Advanced section's fields, as the form posts them and as the service's errors name them.
-pub const ADVANCED_FIELDS: [&str; 20] = [
+pub const ADVANCED_FIELDS: [&str; 21] = [
     "grant_type",
     "pkce",
     "client_auth",
@@ -21,6 +21,7 @@ pub const ADVANCED_FIELDS: [&str; 20] = [
     "authorization_params",
     "token_params",
     "refresh_params",
+    "request_headers",
     "scope_separator",
     "token_response_map",
     "default_expires_in",
@@ -48,6 +49,7 @@ pub struct AdvancedValues {
     pub authorization_params: String,
     pub token_params: String,
     pub refresh_params: String,
+    pub request_headers: String,
     pub scope_separator: String,
     pub token_response_map: String,
     pub default_expires_in: String,
@@ -97,6 +99,7 @@ impl AdvancedValues {
             authorization_params: lines(&settings.authorization_params),
             token_params: lines(&settings.token_params),
             refresh_params: lines(&settings.refresh_params),
+            request_headers: lines(&settings.request_headers),
             scope_separator: settings.scope_separator.clone(),
             token_response_map: lines(&settings.token_response_map.to_pairs()),
             default_expires_in: settings.default_expires_in.map(|s| s.to_string()).unwrap_or_default(),
@@ -126,6 +129,7 @@ impl AdvancedValues {
             authorization_params: pick("authorization_params", d.authorization_params),
             token_params: pick("token_params", d.token_params),
             refresh_params: pick("refresh_params", d.refresh_params),
+            request_headers: pick("request_headers", d.request_headers),
             scope_separator: pick("scope_separator", d.scope_separator),
             token_response_map: pick("token_response_map", d.token_response_map),
             default_expires_in: pick("default_expires_in", d.default_expires_in),
@@ -238,6 +242,12 @@ impl AdvancedValues {
                 "Extra refresh request parameters",
                 "Sent with every refresh",
                 &self.refresh_params,
+            ),
+            field(
+                "request_headers",
+                "Extra request headers",
+                "Sent to the token, refresh and revocation endpoints, for example Notion-Version=2022-06-28",
+                &self.request_headers,
             ),
             field(
                 "token_response_map",

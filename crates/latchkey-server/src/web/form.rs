@@ -161,6 +161,7 @@ impl ConnectionForm {
             authorization_params: map("authorization_params")?,
             token_params: map("token_params")?,
             refresh_params: map("refresh_params")?,
+            request_headers: map("request_headers")?,
             scope_separator: self.get("scope_separator").filter(|s| !s.is_empty()).map(str::to_owned),
             default_expires_in: self.get("default_expires_in").map(advanced::parse_seconds).transpose()?.flatten(),
             refresh_url: self.trimmed("refresh_url"),
@@ -260,7 +261,7 @@ impl FormValues {
 }
 
 /// The fields a custom or edit form shows, by the names the service's errors use.
-pub const FORM_FIELDS: [&str; 28] = [
+pub const FORM_FIELDS: [&str; 29] = [
     "provider",
     "client_id",
     "client_secret",
@@ -278,6 +279,7 @@ pub const FORM_FIELDS: [&str; 28] = [
     "authorization_params",
     "token_params",
     "refresh_params",
+    "request_headers",
     "scope_separator",
     "token_response_map",
     "default_expires_in",

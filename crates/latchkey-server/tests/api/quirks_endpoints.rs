@@ -80,6 +80,35 @@ async fn revocation_can_use_a_json_body_while_token_requests_stay_forms() {
 }
 
 #[tokio::test]
+async fn request_headers_reach_the_token_and_revocation_endpoints_and_credentials_are_refused() {
+    let app = spawn_app().await;
+    let provider = Quirky::start("client-1", "s").await;
+    let alice = app.caller("alice", None).await;
+    for (headers, needle) in [
+        (json!({"Authorization": "Bearer x"}), "latchkey itself"),
+        (json!({"X-Api-Key": "k"}), "credential"),
+        (json!({"Bad Name": "v"}), "not a valid"),
+        (json!({"X-Trace": "a\r\nInjected: 1"}), "printable"),
+    ] {
+        let refused = create(&app, &alice, body("crm", &provider, "s", json!({"request_headers": headers}))).await;
+        assert_refused(&refused, "request_headers", needle);
+    }
+    let overrides = json!({"revocation_url": provider.url("/revoke"), "refresh_url": provider.url("/refresh"),
+        "request_headers": {"Notion-Version": "2022-06-28"}});
+    connect(&app, &alice, body("crm", &provider, "s", overrides)).await;
+    assert_eq!(quirky::read(&app, &alice, "crm").await["request_headers"], json!({"Notion-Version": "2022-06-28"}));
+    let (status, _) = quirky::force_refresh(&app, &alice, "crm").await;
+    assert_eq!(status, 200);
+    let (status, _) = app.api(&alice, Method::DELETE, "/api/v1/connections/crm", None).await;
+    assert_eq!(status, 204);
+    for endpoint in ["token", "refresh", "revoke"] {
+        let calls = provider.calls(endpoint);
+        assert!(!calls.is_empty(), "{endpoint} was called");
+        assert!(calls.iter().all(|c| c.header("notion-version") == Some("2022-06-28")), "{endpoint}");
+    }
+}
+
+#[tokio::test]
 async fn a_failed_revocation_is_logged_and_never_blocks_the_delete() {
     let _ = captured_logs();
     let app = spawn_app().await;

@@ -157,6 +157,7 @@ fn settings() -> OAuthSettings {
         authorization_params: BTreeMap::from([("prompt".to_owned(), "consent".to_owned())]),
         token_params: BTreeMap::from([("audience".to_owned(), "api".to_owned())]),
         refresh_params: BTreeMap::from([("resource".to_owned(), "http://127.0.0.1:9/api".to_owned())]),
+        request_headers: BTreeMap::from([("Api-Version".to_owned(), "2024-01-01".to_owned())]),
         scope_separator: ",".to_owned(),
         default_expires_in: Some(3600),
         refresh_url: Some("http://127.0.0.1:9/refresh".to_owned()),
