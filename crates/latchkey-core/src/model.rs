@@ -6,7 +6,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::settings::OAuthSettings;
+use crate::settings::{GrantType, OAuthSettings};
 use crate::{Handle, Sealed, Timestamp};
 
 macro_rules! id_type {
@@ -203,8 +203,8 @@ pub struct Connection {
     pub updated_at: Timestamp,
 }
 
-/// A connection as the web UI's list shows it: no secrets, and of the settings only the scopes, so that a backend
-/// can read a long list without fetching sealed columns or whole settings.
+/// A connection as the web UI's list shows it: no secrets, and of the settings only the scopes and the grant, so
+/// that a backend can read a long list without fetching sealed columns or whole settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnectionSummary {
     pub handle: Handle,
@@ -221,6 +221,8 @@ pub struct ConnectionSummary {
     /// When the access token expires.
     pub expires_at: Option<Timestamp>,
     pub last_refreshed_at: Option<Timestamp>,
+    /// How its tokens are obtained (the list opens a consent window only for the code flow).
+    pub grant_type: GrantType,
 }
 
 impl ConnectionSummary {
@@ -239,6 +241,7 @@ impl ConnectionSummary {
             has_tokens: tokens.is_some(),
             expires_at: tokens.and_then(|t| t.expires_at),
             last_refreshed_at: connection.last_refreshed_at,
+            grant_type: connection.settings.grant_type,
         }
     }
 }

@@ -3,8 +3,8 @@
 //   list updates in place when the popup reports back (or closes);
 // - the handle field says, as you type, why a handle is refused (its format, or that you already have it);
 // - forms marked data-confirm ask first; Copy buttons copy;
-// - the service picker opens the chosen service's form; a device authorization's page refreshes its row until
-//   the connection is connected.
+// - the service picker opens the chosen service's form; a device authorization's page, and the list, refresh
+//   a pending device code row until the connection is no longer pending.
 // No inline handlers (the Content-Security-Policy forbids them): everything is wired here, by delegation, so
 // rows swapped in later work the same.
 (function () {
@@ -162,10 +162,12 @@
     var handleInput = form.querySelector('[name="handle"]');
     var handle = handleInput ? handleInput.value.trim() : form.getAttribute("data-handle");
     clearErrors(form);
-    // Client credentials and device code need no consent window; only the code flow opens one.
-    var grant = form.querySelector('[name="grant_type"]');
-    var popup = grant && grant.value !== "authorization_code" ? null
-      : window.open("about:blank", POPUP_NAME, POPUP_FEATURES);
+    // Client credentials and device code need no consent window; only the code flow opens one. The form says
+    // which grant in its field, a row of the list in its data-grant.
+    var field = form.querySelector('[name="grant_type"]');
+    var row = form.closest("li.connection");
+    var grant = field ? field.value : (row && row.getAttribute("data-grant")) || "authorization_code";
+    var popup = grant !== "authorization_code" ? null : window.open("about:blank", POPUP_NAME, POPUP_FEATURES);
     if (submit) { submit.disabled = true; }
     fetch(form.action, {
       method: "POST",
@@ -401,6 +403,31 @@
     }, DEVICE_POLL_MS);
   }
 
+  // A list showing device code connections still pending: the person approves them on another device, so their
+  // rows are refreshed in place until none is pending (a few at a time, for at most the longest code's life).
+  var DEVICE_LIST_ROWS_PER_TICK = 10;
+  var DEVICE_LIST_POLL_LIMIT_MS = 30 * 60 * 1000;
+
+  function pendingDeviceRows() {
+    return Array.prototype.slice.call(
+      document.querySelectorAll('li.connection[data-status="pending"][data-grant="device_code"]'),
+      0, DEVICE_LIST_ROWS_PER_TICK);
+  }
+
+  function pollDeviceRows() {
+    if (pendingDeviceRows().length === 0) { return; }
+    var stopAt = Date.now() + DEVICE_LIST_POLL_LIMIT_MS;
+    var busy = false;
+    var timer = window.setInterval(function () {
+      var rows = pendingDeviceRows();
+      if (rows.length === 0 || Date.now() > stopAt) { window.clearInterval(timer); return; }
+      if (busy) { return; }
+      busy = true;
+      Promise.all(rows.map(function (row) { return refreshRow(row.getAttribute("data-handle")); }))
+        .then(function () { busy = false; });
+    }, DEVICE_POLL_MS);
+  }
+
   // ---- Wiring --------------------------------------------------------------------------------------------
 
   document.addEventListener("submit", function (event) {
@@ -453,6 +480,8 @@
       // message (for example "already") when the form is fine.
       if (handleProblem(input.value)) { setHandleMessage(input, handleProblem(input.value)); }
     });
-    document.querySelectorAll("[data-device-poll]").forEach(pollDevice);
+    var devicePage = document.querySelectorAll("[data-device-poll]");
+    devicePage.forEach(pollDevice);
+    if (devicePage.length === 0 && onList()) { pollDeviceRows(); }
   });
 })();

@@ -158,7 +158,7 @@ pub(crate) fn connection(row: &impl Columns) -> Result<Connection> {
 
 /// A connection's summary from the columns of `list_connection_summaries`: `c_handle`, `c_name`, `c_provider`,
 /// `c_status`, `c_last_error`, `c_scopes`, `c_granted_scope`, `c_has_tokens` (0 or 1), `c_expires_at`,
-/// `c_last_refreshed_at`.
+/// `c_last_refreshed_at`, `c_grant_type` (NULL for the default, the code flow).
 pub(crate) fn connection_summary(row: &impl Columns) -> Result<ConnectionSummary> {
     Ok(ConnectionSummary {
         handle: handle_from_db(&row.text("c_handle")?)?,
@@ -171,6 +171,14 @@ pub(crate) fn connection_summary(row: &impl Columns) -> Result<ConnectionSummary
         has_tokens: row.integer("c_has_tokens")? != 0,
         expires_at: optional_time(row, "c_expires_at")?,
         last_refreshed_at: optional_time(row, "c_last_refreshed_at")?,
+        grant_type: grant_type_from_db(row.optional_text("c_grant_type")?)?,
+    })
+}
+
+/// A grant type picked out of the settings: absent is the default.
+fn grant_type_from_db(value: Option<String>) -> Result<latchkey_core::settings::GrantType> {
+    value.map_or(Ok(latchkey_core::settings::GrantType::default()), |v| {
+        serde_json::from_value(serde_json::Value::String(v)).map_err(|err| corrupt("connection grant type", err))
     })
 }
 

@@ -37,6 +37,9 @@ pub struct ConnectionRow {
     pub refreshed: Option<When>,
     /// Whether a person should reconnect it.
     pub needs_attention: bool,
+    /// The grant's contract spelling: `app.js` opens a consent window only for `authorization_code`, and keeps
+    /// a pending `device_code` row up to date while the person approves elsewhere.
+    pub grant: &'static str,
 }
 
 /// The "Use it" snippets with [`Usage::PLACEHOLDER`] for the handle: rendered once per list, filled in by
@@ -94,6 +97,7 @@ impl ConnectionRow {
             has_token: connection.has_tokens,
             refreshed: connection.last_refreshed_at.map(|at| when::ago(now, at, "refreshed")),
             needs_attention: connection.status != Status::Connected,
+            grant: connection.grant_type.as_str(),
             handle,
         }
     }

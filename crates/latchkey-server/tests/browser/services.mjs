@@ -162,7 +162,7 @@ export function addServiceJourneys({ journey, run, h }) {
     await screenshot(page, "14-client-credentials-connected");
   });
 
-  journey("device code: the page shows the code and the link, and turns Connected without a reload or a shift", async (t) => {
+  journey("device code: the page shows the code and the link, and turns Connected without a reload or a shift; reconnect from the list opens no window and the list follows", async (t) => {
     const page = await t.newPage();
     const c = { name: "Living Room TV", handle: "living-room-tv", clientId: "tv-client", clientSecret: "tv-secret-8a3f" };
     await registerClient(c.clientId, c.clientSecret);
@@ -195,5 +195,35 @@ export function addServiceJourneys({ journey, run, h }) {
     const after = await rowOf(page, c.name).boundingBox();
     check(before && after && before.y === after.y, `the row moved from y=${before?.y} to y=${after?.y}`);
     await screenshot(page, "16-device-code-connected");
+
+    // Reconnect from the list: no window opens (not even an empty one), the device page comes next.
+    await page.goto(`${run.server.url}/connections`);
+    const popups = [];
+    page.on("popup", (p) => popups.push(p));
+    await rowOf(page, c.name).getByRole("button", { name: "Reconnect" }).click();
+    await page.waitForURL(`${run.server.url}/connections/${c.handle}/device`);
+    check(popups.length === 0, `reconnecting a device code connection from the list opened ${popups.length} window(s)`);
+    await page.getByRole("link", { name: /code filled in/ }).waitFor();
+
+    // A second device, left pending: back on the list, the person approves elsewhere and the list's row
+    // follows by itself.
+    const d = { ...c, name: "Kitchen TV", handle: "kitchen-tv" };
+    await page.goto(`${run.server.url}/connections`);
+    await fillCustom(page, d, { tokenOnly: true });
+    await openAdvanced(page);
+    await page.getByLabel("Grant type").selectOption("device_code");
+    await page.getByLabel("Device authorization endpoint").fill(run.provider.deviceUrl);
+    await page.getByRole("button", { name: "Generate and Authorize" }).click();
+    await page.waitForURL(`${run.server.url}/connections/${d.handle}/device`);
+    const second = await page.getByRole("link", { name: /code filled in/ }).getAttribute("href");
+    await page.goto(`${run.server.url}/connections`);
+    await waitForStatus(page, d.name, "Pending authorization");
+    const approver = await page.context().newPage();
+    await approver.goto(second);
+    await approver.getByRole("button", { name: "Approve" }).click();
+    await approver.getByText("Approved").waitFor();
+    await approver.close();
+    await waitForStatus(page, d.name, "Connected");
+    check(page.url() === `${run.server.url}/connections`, `the list was left for ${page.url()}`);
   });
 }

@@ -83,6 +83,8 @@ pub(super) async fn connections_are_listed_by_handle(store: &dyn Store) {
     tokened.status = Status::NeedsReauth;
     tokened.last_error = Some("the provider refused the refresh token".into());
     tokened.last_refreshed_at = Some(T0);
+    // The list needs the grant (no consent window for a device code): the summary must carry it.
+    tokened.settings.grant_type = latchkey_core::settings::GrantType::DeviceCode;
     store.insert_connection(&tokened).await.expect("insert_connection");
 
     let listed = store.list_connections(&user.id).await.expect("list_connections");

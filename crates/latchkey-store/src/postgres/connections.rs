@@ -119,7 +119,8 @@ impl ConnectionStore for PostgresStore {
             "SELECT handle AS c_handle, name AS c_name, provider AS c_provider, status AS c_status, \
              last_error AS c_last_error, settings->>'scopes' AS c_scopes, granted_scope AS c_granted_scope, \
              CASE WHEN access_token IS NULL THEN 0::bigint ELSE 1::bigint END AS c_has_tokens, \
-             expires_at AS c_expires_at, last_refreshed_at AS c_last_refreshed_at \
+             expires_at AS c_expires_at, last_refreshed_at AS c_last_refreshed_at, \
+             settings->>'grant_type' AS c_grant_type \
              FROM connections WHERE user_id = $1 ORDER BY handle",
         )
         .bind(user.as_str())

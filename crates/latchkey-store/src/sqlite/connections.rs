@@ -116,7 +116,8 @@ impl ConnectionStore for SqliteStore {
             "SELECT handle AS c_handle, name AS c_name, provider AS c_provider, status AS c_status, \
              last_error AS c_last_error, json_extract(settings, '$.scopes') AS c_scopes, \
              granted_scope AS c_granted_scope, access_token IS NOT NULL AS c_has_tokens, \
-             expires_at AS c_expires_at, last_refreshed_at AS c_last_refreshed_at \
+             expires_at AS c_expires_at, last_refreshed_at AS c_last_refreshed_at, \
+             json_extract(settings, '$.grant_type') AS c_grant_type \
              FROM connections WHERE user_id = ? ORDER BY handle",
         )
         .bind(user.as_str())
