@@ -410,12 +410,17 @@ journey("reconnect after the provider revoked the refresh token (needs re-author
 
   await page.reload();
   await waitForStatus(page, c.name, "Needs re-authorization");
+  const top = async () => (await rowOf(page, c.name).boundingBox())?.y;
+  const beforeY = await top();
   const popupEvent = page.waitForEvent("popup");
   await rowOf(page, c.name).getByRole("button", { name: /^Reconnect\b/ }).click();
   const popup = await popupEvent;
   await popup.waitForURL(`${run.provider.url}/authorize**`);
   await allow(popup);
   await waitForStatus(page, c.name, "Connected");
+  // The row was replaced where it stood: nothing above it moved, and the list did not scroll.
+  const afterY = await top();
+  check(beforeY !== undefined && beforeY === afterY, `the row moved from y=${beforeY} to y=${afterY} when it updated`);
 
   const after = await run.server.token(c.handle, key);
   check(after.status === 200 && after.body?.token && after.body.token !== before.body.token, "no new token after reconnecting");
@@ -563,6 +568,79 @@ journey("popup blocked: the flow continues in the same tab and returns to the li
   await page.waitForURL(`${run.server.url}/connections`, { timeout: 15_000 });
   await waitForStatus(page, c.name, "Connected");
   check(popups.length === 0, "a popup opened although window.open was blocked");
+});
+
+/** Presses Tab until the focused control is the one whose label (or, for a link or button, text) starts with
+ * `name`; fails, listing what it passed, after `max` presses. */
+async function tabTo(page, name, max = 60) {
+  const passed = [];
+  for (let i = 0; i < max; i += 1) {
+    await page.keyboard.press("Tab");
+    const focused = await page.evaluate(() => {
+      const el = document.activeElement;
+      if (!el || el === document.body) return "";
+      const text = el.labels && el.labels.length ? el.labels[0].textContent : el.textContent;
+      return (text || "").replace(/\s+/g, " ").trim();
+    });
+    if (focused.startsWith(name)) return;
+    passed.push(focused);
+  }
+  fail(`Tab never reached "${name}"; it passed: ${passed.join(" | ")}`);
+}
+
+/** How far the page is wider than its window (0 when nothing sticks out sideways). */
+async function sidewaysOverflow(page) {
+  return page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+}
+
+journey("keyboard only: log in and connect a service with Tab, typing and Enter; pages fit a phone", async (t) => {
+  const page = await t.newPage({ loggedIn: false });
+  await page.goto(`${run.server.url}/login`);
+  await tabTo(page, "Username");
+  await page.keyboard.type(ADMIN.username);
+  await tabTo(page, "Password", 3);
+  await page.keyboard.type(ADMIN.password);
+  await page.keyboard.press("Enter");
+  await page.getByRole("heading", { name: "OAuth2 Tokens" }).waitFor();
+
+  const c = { name: "Keyboard CRM", handle: "keyboard-crm", clientId: "keyboard-client", clientSecret: "keyboard-secret-5b1c" };
+  await registerClient(c.clientId, c.clientSecret);
+  await tabTo(page, "Connect to Service");
+  await page.keyboard.press("Enter");
+  await page.getByRole("heading", { name: "Connect to Service" }).waitFor();
+  await tabTo(page, "Service");
+  await page.keyboard.press("Home");
+  await page.keyboard.press("Enter");
+  await page.getByLabel("Client ID").waitFor();
+  const fields = [
+    ["Client ID", c.clientId],
+    ["Client Secret", c.clientSecret],
+    ["Authorization URL", run.provider.authorizationUrl],
+    ["Token URL", run.provider.tokenUrl],
+    ["OAuth Name", c.name],
+    ["Handle", c.handle],
+    ["Scopes", "read:data"],
+  ];
+  for (const [label, value] of fields) {
+    await tabTo(page, label);
+    await page.keyboard.type(value);
+  }
+  await tabTo(page, "Generate and Authorize");
+  const popupEvent = page.waitForEvent("popup");
+  await page.keyboard.press("Enter");
+  const popup = await popupEvent;
+  popup.setDefaultTimeout(ACTION_TIMEOUT_MS);
+  await popup.waitForURL(`${run.provider.url}/authorize**`);
+  await allow(popup);
+  await waitForStatus(page, c.name, "Connected");
+
+  // A phone-width window: the list, the form and the API keys page fit without scrolling sideways.
+  await page.setViewportSize({ width: 360, height: 740 });
+  for (const path of ["/connections", "/connections/new", `/connections/${c.handle}/edit`, "/api-keys"]) {
+    await page.goto(`${run.server.url}${path}`);
+    const overflow = await sidewaysOverflow(page);
+    check(overflow <= 0, `${path} is ${overflow}px wider than a 360px window`);
+  }
 });
 
 journey("delete: the confirmation names the handle, the row goes away", async (t) => {
