@@ -240,16 +240,19 @@ async fn a_key_over_its_rate_limit_gets_429_with_retry_after() {
     let app = crate::helpers::spawn_with(options).await;
     let alice = app.caller("alice", None).await;
     let bob = app.caller("bob", None).await;
+    // The burst of 5 always passes; after it, requests are refused until the bucket refills, however fast or
+    // slow they are sent (bounded: at most 5 more a second get through).
     let mut statuses = Vec::new();
-    for _ in 0..8 {
+    for _ in 0..50 {
         let response =
             app.http.get(app.url("/api/v1/connections")).bearer_auth(&alice.key).send().await.expect("request");
+        statuses.push(response.status().as_u16());
         if response.status().as_u16() == 429 {
             assert!(response.headers().contains_key("retry-after"));
+            break;
         }
-        statuses.push(response.status().as_u16());
     }
-    assert!(statuses.contains(&429), "{statuses:?}");
-    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 5, "{statuses:?}");
+    assert_eq!(statuses.last(), Some(&429), "{statuses:?}");
+    assert!(statuses.len() > 5 && statuses[..5].iter().all(|s| *s == 200), "the burst passes: {statuses:?}");
     assert_eq!(app.api(&bob, Method::GET, "/api/v1/connections", None).await.0, 200, "bob has his own bucket");
 }
