@@ -294,8 +294,8 @@ pub const FORM_FIELDS: [&str; 29] = [
 ];
 
 /// The fields a preset's create form shows.
-pub const PRESET_FORM_FIELDS: [&str; 7] =
-    ["provider", "client_id", "client_secret", "name", "handle", "scopes", "connection_params"];
+pub const PRESET_FORM_FIELDS: [&str; 8] =
+    ["provider", "client_id", "client_secret", "name", "handle", "scopes", "connection_params", "grant_type"];
 
 /// An error to show on a form: next to its field when the form has it, else above the form.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -63,6 +63,17 @@ pub struct PresetForm {
     pub public_client: bool,
     /// One field per connection parameter.
     pub params: Vec<ParamField>,
+    /// The grants the preset offers (`grant_type` values), its default first; a choice is shown when there are
+    /// several (the device flow beside the browser flow).
+    pub grant_types: Vec<&'static str>,
+}
+
+impl PresetForm {
+    /// Whether the preset offers the grant `grant_type`.
+    #[must_use]
+    pub fn offers(&self, grant_type: &str) -> bool {
+        self.grant_types.contains(&grant_type)
+    }
 }
 
 /// One connection parameter's field of a preset's form.
@@ -102,6 +113,7 @@ pub fn preset_form(id: &str, values: &std::collections::BTreeMap<String, String>
                 required: p.default.is_none(),
             })
             .collect(),
+        grant_types: preset.grant_types(),
     })
 }
 

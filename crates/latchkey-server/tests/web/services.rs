@@ -336,3 +336,39 @@ async fn the_success_page_of_a_same_tab_flow_leads_back_to_the_list() {
     assert!(page.contains("<a href=\"/connections\">Back to your connections</a>"), "{page}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_preset_that_offers_the_device_flow_lets_the_person_choose_it() {
+    let app = spawn_app().await;
+    let provider = MockProvider::start("client-1", "s").await;
+    let alice = app.caller("alice", None).await;
+    let person = log_in(&app, "alice").await;
+    let (status, github) = person.page(&app, "/connections/new?provider=github").await;
+    assert_eq!(status, StatusCode::OK);
+    let select = &github[github.find("<select id=\"grant_type\" name=\"grant_type\"").expect("a grant choice")..];
+    let select = &select[..select.find("</select>").expect("its end")];
+    assert!(select.contains("<option value=\"authorization_code\" selected>"), "the browser flow first: {select}");
+    assert!(select.contains("<option value=\"device_code\">"), "{select}");
+    assert!(!select.contains("client_credentials"), "only what the preset offers: {select}");
+    assert_csp_clean("a preset's form with a grant choice", &github);
+    let (_, zendesk) = person.page(&app, "/connections/new?provider=zendesk").await;
+    assert!(!zendesk.contains("name=\"grant_type\""), "no choice where there is none: {zendesk}");
+
+    // The choice reaches the service: the preset's connection runs the device flow (its endpoints pointed at the
+    // mock, since the real ones are on the internet).
+    let fields = vec![
+        ("provider", "github".to_owned()),
+        ("client_id", "client-1".to_owned()),
+        ("client_secret", "s".to_owned()),
+        ("handle", "tv".to_owned()),
+        ("scopes", "read:user".to_owned()),
+        ("grant_type", "device_code".to_owned()),
+        ("token_url", provider.token_url()),
+        ("device_authorization_url", provider.device_authorization_url()),
+    ];
+    let (status, body) = post_json(&person, &app, "/connections", &fields).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["next"], "/connections/tv/device", "{body}");
+    let view = api_view(&app, &alice, "tv").await;
+    assert_eq!((view["provider"].as_str(), view["grant_type"].as_str()), (Some("github"), Some("device_code")));
+}
