@@ -362,6 +362,8 @@ async fn the_openapi_document_describes_the_quirk_fields() {
         "issuer",
         "device_authorization_url",
         "connection_params",
+        "revocation_request_format",
+        "request_headers",
     ] {
         let input = &schemas["ConnectionInput"]["properties"][field];
         assert!(input.is_object(), "ConnectionInput.{field} is documented");
