@@ -244,3 +244,14 @@ async fn two_stores_on_one_file_agree_on_the_lease_and_the_version() {
     let stored = two.connection_by_id(&crm.id).await.expect("connection_by_id").expect("exists");
     assert_eq!(stored.token_version, 20);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_new_database_file_opens_every_time() {
+    // Opening a new file switches it to WAL; the pool's connections must not race each other for that switch.
+    for round in 0..40 {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}", dir.path().join("latchkey.db").display());
+        let store = SqliteStore::open(&url).await.unwrap_or_else(|err| panic!("round {round}: {err}"));
+        assert_eq!(store.pragmas().await.expect("pragmas").journal_mode, "wal");
+    }
+}

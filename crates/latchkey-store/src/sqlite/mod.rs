@@ -26,9 +26,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use latchkey_core::store::Store;
 use latchkey_core::{Error, Result};
-use sqlx::SqlitePool;
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Connection as _, SqliteConnection, SqlitePool};
 
 use crate::error::{describe, storage};
 
@@ -92,6 +92,16 @@ impl SqliteStore {
                     directory.display()
                 ))
             })?;
+        }
+
+        // A new file is switched to WAL by one connection alone first: the switch needs the file's exclusive lock,
+        // and the pool's connections, opening together, would otherwise fail each other with "database is
+        // locked" (the busy timeout does not cover it). Later connections find WAL already set.
+        if !in_memory {
+            let first = SqliteConnection::connect_with(&options).await.map_err(|err| {
+                Error::Storage(format!("could not open the SQLite database at {}: {}", path.display(), describe(&err)))
+            })?;
+            let _ = first.close().await;
         }
 
         // Connections are kept for the life of the store: reopening costs more than an idle file handle, and an
