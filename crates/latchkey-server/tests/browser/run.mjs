@@ -278,7 +278,7 @@ journey("log in with the form, and log out", async (t) => {
 
 const MAIN = { name: "Main CRM", handle: "main-crm", clientId: "main-client", clientSecret: "main-secret-8f2a" };
 
-journey("connect a service: form, consent popup, Allow, the row turns Connected without a reload", async (t) => {
+journey("connect a service: form, consent popup, Allow, the row turns Connected without a reload; foreign messages are ignored", async (t) => {
   const page = await t.newPage();
   await registerClient(MAIN.clientId, MAIN.clientSecret);
   await fillConnectionForm(page, MAIN);
@@ -296,6 +296,34 @@ journey("connect a service: form, consent popup, Allow, the row turns Connected 
 
   const last = await run.control.lastTokenRequest(MAIN.clientId);
   check(last && last.grant_type === "authorization_code", "the provider saw no code exchange");
+
+  // The list heeds an authorization message from its own origin only.
+  await page.goto(`${run.server.url}/connections`);
+  await rowOf(page, MAIN.name).waitFor();
+  const isRow = (url) => new URL(url).pathname === `/connections/${MAIN.handle}/row`;
+  const rowRequests = [];
+  page.on("request", (request) => {
+    if (isRow(request.url())) rowRequests.push(request.url());
+  });
+  const message = { type: "latchkey:authorization", ok: true, handle: MAIN.handle };
+  // A window of another origin (the provider's), opened by the list, posts the very message the callback would.
+  await page.evaluate(() => {
+    window.seenOrigins = [];
+    window.addEventListener("message", (event) => window.seenOrigins.push(event.origin));
+  });
+  const popupEvent = page.waitForEvent("popup");
+  await page.evaluate((url) => void window.open(url, "elsewhere"), `${run.provider.url}/`);
+  const other = await popupEvent;
+  await other.waitForLoadState();
+  await other.evaluate((m) => window.opener.postMessage(m, "*"), message);
+  // app.js saw it first (its listener came first); by now it would have asked for the row.
+  await page.waitForFunction((origin) => window.seenOrigins.includes(origin), run.provider.url);
+  await other.close();
+  // Then the list's own origin: only this one makes it fetch the row again.
+  const fetched = page.waitForResponse((response) => isRow(response.url()));
+  await page.evaluate((m) => window.postMessage(m, window.location.origin), message);
+  await fetched;
+  check(rowRequests.length === 1, `the row was fetched ${rowRequests.length} times: a foreign message was heeded`);
 });
 
 journey("handle validation messages while typing", async (t) => {
