@@ -31,9 +31,8 @@ async fn a_slow_endpoint_times_out() {
         ..OutboundPolicy::default()
     })
     .expect("client");
-    let started = std::time::Instant::now();
+    // The answer would come after 5 s; the error's own words say which limit ended the wait.
     let err = refresh(&client, &provider.settings(), None, &Secret::new("rt")).await.expect_err("timeout");
-    assert!(started.elapsed() < Duration::from_secs(4), "waited {:?}", started.elapsed());
     assert!(err.is_retryable(), "{err:?}");
     assert_eq!(
         err.describe(&provider.url("/token")),
