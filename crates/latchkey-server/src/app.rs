@@ -78,6 +78,7 @@ impl Application {
             let _ = config.public_url.set_port(Some(bound.port()));
         }
         let api_limits = ApiRateLimiter::new(config.api_rate_limit);
+        let login_limits = crate::web::login_limits::LoginLimiter::with_burst(config.login_burst);
         let audit = crate::audit::AuditLog::new(Arc::clone(&store), Arc::clone(&clock));
         let state = Arc::new(AppState {
             config,
@@ -87,7 +88,7 @@ impl Application {
             clock,
             tokens,
             api_limits,
-            login_limits: crate::web::login_limits::LoginLimiter::default(),
+            login_limits,
             audit,
             shutdown: CancellationToken::new(),
         });

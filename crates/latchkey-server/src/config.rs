@@ -59,6 +59,11 @@ pub struct Settings {
     #[arg(long, env = "LATCHKEY_API_RATE_LIMIT", default_value_t = 100, global = true)]
     pub api_rate_limit: u32,
 
+    /// How many log-in attempts one client address, or one username, may make at once; after that one more
+    /// every 6 seconds.
+    #[arg(long, env = "LATCHKEY_LOGIN_BURST", default_value_t = 10, global = true)]
+    pub login_burst: u32,
+
     /// How long an authorization link stays valid, in seconds.
     #[arg(long, env = "LATCHKEY_AUTHORIZATION_LINK_TTL_SECS", default_value_t = 600, global = true)]
     pub authorization_link_ttl_secs: u64,
@@ -161,6 +166,8 @@ pub struct Config {
     pub authorization_link_ttl: Duration,
     /// API requests a second per key.
     pub api_rate_limit: NonZeroU32,
+    /// Log-in attempts allowed at once per client address and per username.
+    pub login_burst: NonZeroU32,
     /// How often the device poller wakes to look for device authorizations due for a poll (their interval itself
     /// comes from the provider); one second, shorter in tests.
     pub device_poll_tick: Duration,
@@ -196,6 +203,8 @@ impl Config {
             authorization_link_ttl: Duration::from_secs(settings.authorization_link_ttl_secs),
             api_rate_limit: NonZeroU32::new(settings.api_rate_limit)
                 .ok_or_else(|| anyhow::anyhow!("--api-rate-limit must be at least 1"))?,
+            login_burst: NonZeroU32::new(settings.login_burst)
+                .ok_or_else(|| anyhow::anyhow!("--login-burst must be at least 1"))?,
             device_poll_tick: Duration::from_secs(1),
             ops: settings.ops.config()?,
         })
@@ -256,11 +265,16 @@ mod tests {
             authorization_link_ttl_secs: 600,
             ops: crate::ops::OpsFlags::default(),
             api_rate_limit: 100,
+            login_burst: 10,
         };
         let config = Config::from_settings(&settings).expect("valid");
         assert_eq!(config.default_redirect_uri(), "http://127.0.0.1:9999/oauth2/callback");
         assert_eq!(config.public_origin(), "http://127.0.0.1:9999");
         assert_eq!(config.outbound_allow.entries().len(), 2);
+        assert_eq!(config.login_burst.get(), 10);
+        let none = Settings { login_burst: 0, ..settings };
+        let err = Config::from_settings(&none).expect_err("no log-in attempts at all").to_string();
+        assert!(err.contains("--login-burst"), "{err}");
     }
 
     #[test]

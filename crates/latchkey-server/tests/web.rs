@@ -3,14 +3,14 @@
 //! on a loopback port, a plain HTTP client that keeps cookies and does not follow redirects, so each step's
 //! answer can be checked.
 
+#[path = "web/compression.rs"]
+mod compression;
 #[path = "api/helpers.rs"]
 #[allow(dead_code, reason = "shared with the API tests; this file uses only part of it")]
 mod helpers;
 #[path = "api/provider.rs"]
 #[allow(dead_code, reason = "shared with the API tests; this file uses only part of it")]
 mod provider;
-#[path = "web/compression.rs"]
-mod compression;
 #[path = "web/services.rs"]
 mod services;
 

@@ -37,6 +37,12 @@ impl Default for LoginLimiter {
 }
 
 impl LoginLimiter {
+    /// Allows `burst` attempts at once and one more every 6 seconds, per address and per username.
+    #[must_use]
+    pub fn with_burst(burst: NonZeroU32) -> Self {
+        Self::new(burst, REFILL)
+    }
+
     /// Allows `burst` attempts at once and one more every `refill`, per address and per username.
     #[must_use]
     pub fn new(burst: NonZeroU32, refill: Duration) -> Self {

@@ -161,6 +161,7 @@ pub fn config_for(data: &TestData, options: &Options) -> Config {
         refresh_tuning: options.refresh_tuning,
         authorization_link_ttl: Duration::from_secs(600),
         api_rate_limit: options.api_rate_limit,
+        login_burst: std::num::NonZeroU32::new(10).expect("non-zero"),
         device_poll_tick: Duration::from_millis(50),
         ops: options.ops.clone(),
     }

@@ -44,7 +44,7 @@ export class Server {
 
   /** Starts `latchkey serve` and reads the two lines it prints: where it runs, and the set-up link. */
   async start() {
-    this.child = spawn(BIN, ["serve", "--listen", "127.0.0.1:0", "--allow-private-networks"], {
+    this.child = spawn(BIN, ["serve", "--listen", "127.0.0.1:0", "--allow-private-networks", "--login-burst", "1000"], {
       cwd: this.dir,
       env: latchkeyEnv(),
       stdio: ["ignore", "pipe", "pipe"],
