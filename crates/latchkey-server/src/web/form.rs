@@ -260,38 +260,32 @@ impl FormValues {
     }
 }
 
-/// The fields a custom or edit form shows, by the names the service's errors use.
-pub const FORM_FIELDS: [&str; 29] = [
-    "provider",
-    "client_id",
-    "client_secret",
-    "authorization_url",
-    "token_url",
-    "name",
-    "handle",
-    "scopes",
-    "grant_type",
-    "pkce",
-    "client_auth",
-    "refresh_client_auth",
-    "token_request_format",
-    "revocation_request_format",
-    "authorization_params",
-    "token_params",
-    "refresh_params",
-    "request_headers",
-    "scope_separator",
-    "token_response_map",
-    "default_expires_in",
-    "keep_response_fields",
-    "keep_callback_params",
-    "refresh_url",
-    "revocation_url",
-    "device_authorization_url",
-    "redirect_uri",
-    "issuer",
-    "connection_params",
-];
+/// The basic fields of a custom or edit form, before its Advanced section.
+const BASIC_FIELDS: [&str; 8] =
+    ["provider", "client_id", "client_secret", "authorization_url", "token_url", "name", "handle", "scopes"];
+
+/// The fields a custom or edit form shows, by the names the service's errors use: the basic ones and the Advanced
+/// section's.
+pub const FORM_FIELDS: [&str; 29] = join_fields(BASIC_FIELDS, super::advanced::ADVANCED_FIELDS);
+
+/// `a` followed by `b`, at compile time.
+const fn join_fields<const A: usize, const B: usize, const C: usize>(
+    a: [&'static str; A],
+    b: [&'static str; B],
+) -> [&'static str; C] {
+    assert!(A + B == C, "the joined list has room for both");
+    let mut out = [""; C];
+    let mut i = 0;
+    while i < A {
+        out[i] = a[i];
+        i += 1;
+    }
+    while i < C {
+        out[i] = b[i - A];
+        i += 1;
+    }
+    out
+}
 
 /// The fields a preset's create form shows.
 pub const PRESET_FORM_FIELDS: [&str; 8] =
