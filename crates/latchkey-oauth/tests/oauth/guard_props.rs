@@ -133,7 +133,11 @@ proptest! {
 
     #[test]
     fn plain_http_needs_an_opened_host(host in "[a-z][a-z0-9-]{0,20}(\\.[a-z][a-z0-9-]{0,20}){1,3}") {
-        let url = Url::parse(&format!("http://{host}/token")).expect("url");
+        // Some generated names are not valid host names (an `xn--` label that is not punycode): not this test's
+        // subject.
+        let parsed = Url::parse(&format!("http://{host}/token"));
+        prop_assume!(parsed.is_ok());
+        let url = parsed.expect("checked above");
         prop_assert!(check_url(&url, &policy(false, "")).is_err());
         prop_assert!(check_browser_url(&url, &policy(false, "")).is_err());
         prop_assert!(check_url(&url, &policy(false, &host)).is_ok());
