@@ -203,6 +203,20 @@ pub struct Connection {
     pub updated_at: Timestamp,
 }
 
+impl Connection {
+    /// The status a failed, denied, expired or abandoned authorization leaves. A connection without tokens (or
+    /// still `pending`) stays `pending`: a failure never brings discarded tokens back, nor puts the connection
+    /// where the refresher would pick it up. One whose tokens belong to its current settings keeps its status, so
+    /// a cancelled reconnect breaks nothing that worked.
+    #[must_use]
+    pub fn status_after_failed_authorization(&self) -> Status {
+        match (self.status, &self.tokens) {
+            (Status::Pending, _) | (_, None) => Status::Pending,
+            (status, Some(_)) => status,
+        }
+    }
+}
+
 /// A connection as the web UI's list shows it: no secrets, and of the settings only the scopes and the grant, so
 /// that a backend can read a long list without fetching sealed columns or whole settings.
 #[derive(Debug, Clone, PartialEq, Eq)]

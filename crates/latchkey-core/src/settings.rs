@@ -342,6 +342,46 @@ impl Default for OAuthSettings {
     }
 }
 
+/// Everything in a connection's settings that decides where a stored credential (the client secret, a refresh
+/// or access token, a device code) is sent, with the URL templates filled in. latchkey's rule: a stored secret
+/// is only ever sent to the route in force when it was stored, so when this changes the client secret must be
+/// given again and the stored tokens are discarded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CredentialRoute {
+    grant_type: GrantType,
+    client_id: String,
+    token_url: String,
+    refresh_url: String,
+    revocation_url: Option<String>,
+    device_authorization_url: Option<String>,
+    issuer: Option<String>,
+    client_auth: ClientAuth,
+    refresh_auth: ClientAuth,
+}
+
+impl CredentialRoute {
+    /// The names of the settings that differ between `self` and `other`, for messages ("token_url, client_auth").
+    #[must_use]
+    pub fn changes(&self, other: &Self) -> Vec<&'static str> {
+        let mut changed = Vec::new();
+        let mut note = |name: &'static str, differs: bool| {
+            if differs {
+                changed.push(name);
+            }
+        };
+        note("grant_type", self.grant_type != other.grant_type);
+        note("client_id", self.client_id != other.client_id);
+        note("token_url", self.token_url != other.token_url);
+        note("refresh_url", self.refresh_url != other.refresh_url);
+        note("revocation_url", self.revocation_url != other.revocation_url);
+        note("device_authorization_url", self.device_authorization_url != other.device_authorization_url);
+        note("issuer", self.issuer != other.issuer);
+        note("client_auth", self.client_auth != other.client_auth);
+        note("refresh_client_auth", self.refresh_auth != other.refresh_auth);
+        changed
+    }
+}
+
 impl OAuthSettings {
     /// Scopes as a list, split on whitespace.
     #[must_use]
@@ -371,6 +411,32 @@ impl OAuthSettings {
     #[must_use]
     pub fn refresh_auth(&self) -> ClientAuth {
         self.refresh_client_auth.unwrap_or(self.client_auth)
+    }
+
+    /// Whether the client never sends its secret: `client_auth` and the refresh requests' authentication are
+    /// both `none` (a public client, RFC 6749 §2.1).
+    #[must_use]
+    pub fn is_public_client(&self) -> bool {
+        self.client_auth == ClientAuth::None && self.refresh_auth() == ClientAuth::None
+    }
+
+    /// Where stored credentials go under these settings (see [`CredentialRoute`]).
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] when a URL template cannot be filled.
+    pub fn credential_route(&self) -> Result<CredentialRoute, Error> {
+        let resolved = self.resolved()?;
+        Ok(CredentialRoute {
+            grant_type: resolved.grant_type,
+            refresh_url: resolved.refresh_endpoint().to_owned(),
+            refresh_auth: resolved.refresh_auth(),
+            client_auth: resolved.client_auth,
+            client_id: resolved.client_id,
+            token_url: resolved.token_url,
+            revocation_url: resolved.revocation_url,
+            device_authorization_url: resolved.device_authorization_url,
+            issuer: resolved.issuer,
+        })
     }
 
     /// The fields that may hold placeholders, with their values.
@@ -517,6 +583,48 @@ mod tests {
                 "authorization url has the placeholder {sub}, but connection_params gives no value for 'sub'"
             )
         );
+    }
+
+    #[test]
+    fn the_credential_route_names_every_setting_that_decides_where_a_secret_goes() {
+        let base = OAuthSettings {
+            authorization_url: "https://p/a".into(),
+            token_url: "https://{sub}.p/t".into(),
+            client_id: "id".into(),
+            connection_params: BTreeMap::from([("sub".into(), "acme".into())]),
+            ..OAuthSettings::default()
+        };
+        let route = base.credential_route().expect("route");
+        let same = OAuthSettings { scopes: "more".into(), authorization_url: "https://q/a".into(), ..base.clone() };
+        assert_eq!(same.credential_route().expect("route"), route, "scopes and the consent page send no secret");
+        let cases: [(&str, OAuthSettings); 10] = [
+            ("grant_type", OAuthSettings { grant_type: GrantType::DeviceCode, ..base.clone() }),
+            ("client_id", OAuthSettings { client_id: "other".into(), ..base.clone() }),
+            ("token_url", OAuthSettings { token_url: "https://evil/t".into(), ..base.clone() }),
+            ("refresh_url", OAuthSettings { refresh_url: Some("https://evil/r".into()), ..base.clone() }),
+            ("revocation_url", OAuthSettings { revocation_url: Some("https://evil/x".into()), ..base.clone() }),
+            (
+                "device_authorization_url",
+                OAuthSettings { device_authorization_url: Some("https://evil/d".into()), ..base.clone() },
+            ),
+            ("issuer", OAuthSettings { issuer: Some("https://evil".into()), ..base.clone() }),
+            ("client_auth", OAuthSettings { client_auth: ClientAuth::ClientSecretBasic, ..base.clone() }),
+            ("refresh_client_auth", OAuthSettings { refresh_client_auth: Some(ClientAuth::None), ..base.clone() }),
+            (
+                "token_url",
+                OAuthSettings { connection_params: BTreeMap::from([("sub".into(), "evil".into())]), ..base.clone() },
+            ),
+        ];
+        for (name, changed) in cases {
+            let other = changed.credential_route().expect("route");
+            assert_eq!(other.changes(&route), [name], "{name}");
+            assert_ne!(other, route, "{name}");
+        }
+        assert!(!base.is_public_client());
+        let public = OAuthSettings { client_auth: ClientAuth::None, ..base.clone() };
+        assert!(public.is_public_client());
+        let half = OAuthSettings { refresh_client_auth: Some(ClientAuth::ClientSecretPost), ..public };
+        assert!(!half.is_public_client(), "refreshes still send the secret");
     }
 
     #[test]

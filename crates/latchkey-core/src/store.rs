@@ -74,6 +74,18 @@ pub trait ConnectionStore: Send + Sync {
         config: &ConnectionConfig,
         now: Timestamp,
     ) -> Result<()>;
+    /// Replaces name, provider, settings and the client secret (`None` removes it), and, in the same
+    /// transaction, discards everything obtained under the old settings: the tokens and kept values, the refresh
+    /// schedule, lease and backoff (`token_version` + 1, so an in-flight refresh cannot store its result), and
+    /// the connection's unfinished browser and device authorizations. Status `pending` with `last_error`.
+    /// Used when the settings that decide where credentials go have changed.
+    async fn reset_connection(
+        &self,
+        id: &ConnectionId,
+        config: &ConnectionConfig,
+        last_error: &str,
+        now: Timestamp,
+    ) -> Result<()>;
     /// Sets the status and its message without touching tokens (for example `pending` after an edit).
     async fn set_status(
         &self,

@@ -94,22 +94,11 @@ pub struct ApiKeyInput {
     pub expires_in_days: Option<u32>,
 }
 
-fn require_unlimited(caller: &ApiCaller) -> Result<(), Error> {
-    if caller.key.handles.is_some() {
-        return Err(Error::Forbidden(format!(
-            "the API key '{}' is limited to some handles, so it cannot manage API keys: use a key without handle \
-             limits, the web UI or 'latchkey api-keys create'",
-            caller.key.name
-        )));
-    }
-    Ok(())
-}
-
 /// The caller's user's keys, newest first.
 #[utoipa::path(get, path = "/api/v1/api-keys", tag = "api-keys", security(("api_key" = [])),
     responses((status = 200, body = ApiKeyList), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn list(State(state): State<SharedState>, caller: ApiCaller) -> ApiResult<Json<ApiKeyList>> {
-    require_unlimited(&caller)?;
+    caller.require_unlimited("manage API keys")?;
     let now = state.clock.now();
     let keys = state.store.list_api_keys(&caller.user.id).await?;
     Ok(Json(ApiKeyList { api_keys: keys.iter().map(|k| ApiKeyView::of(k, now)).collect() }))
@@ -124,7 +113,7 @@ pub async fn create(
     caller: ApiCaller,
     ApiJson(input): ApiJson<ApiKeyInput>,
 ) -> ApiResult<impl IntoResponse> {
-    require_unlimited(&caller)?;
+    caller.require_unlimited("manage API keys")?;
     let now = state.clock.now();
     let name = service::clean_name(&input.name)?;
     let handles = match input.handles {
@@ -166,7 +155,7 @@ pub async fn revoke(
     caller: ApiCaller,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    require_unlimited(&caller)?;
+    caller.require_unlimited("manage API keys")?;
     let keys = state.store.list_api_keys(&caller.user.id).await?;
     let prefix = keys.iter().find(|k| k.id.as_str() == id).map(|k| k.prefix.clone()).unwrap_or_default();
     let revoked = state.store.revoke_api_key(&caller.user.id, &ApiKeyId(id), state.clock.now()).await?;

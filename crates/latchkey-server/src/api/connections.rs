@@ -53,11 +53,7 @@ pub async fn create(
     caller: ApiCaller,
     ApiJson(input): ApiJson<ConnectionInput>,
 ) -> ApiResult<impl IntoResponse> {
-    if let Some(raw) = input.handle.as_deref()
-        && let Ok(handle) = Handle::parse(raw)
-    {
-        caller.require(&handle)?;
-    }
+    caller.require_unlimited("create connections")?;
     let done = connections::create(&state, &caller.user, &caller.actor(), input).await?;
     Ok((StatusCode::CREATED, Json(authorizing(&state, &done).await?)))
 }
@@ -92,7 +88,7 @@ pub async fn get(
 /// Edits a connection; a missing `client_secret` keeps the stored one; the handle cannot change.
 #[utoipa::path(patch, path = "/api/v1/connections/{handle}", tag = "connections", security(("api_key" = [])),
     params(("handle" = String, Path)), request_body = ConnectionInput,
-    responses((status = 200, body = AuthorizingEnvelope), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = AuthorizingEnvelope), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn update(
     State(state): State<SharedState>,
     caller: ApiCaller,
@@ -101,6 +97,7 @@ pub async fn update(
 ) -> ApiResult<Json<AuthorizingEnvelope>> {
     let handle = parse_handle(&raw)?;
     caller.require(&handle)?;
+    caller.require_unlimited("edit connections")?;
     let done = connections::update(&state, &caller.user, &caller.actor(), &handle, input).await?;
     Ok(Json(authorizing(&state, &done).await?))
 }
@@ -116,6 +113,7 @@ pub async fn delete(
 ) -> ApiResult<StatusCode> {
     let handle = parse_handle(&raw)?;
     caller.require(&handle)?;
+    caller.require_unlimited("delete connections")?;
     connections::delete(&state, &caller.user, &caller.actor(), &handle).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -124,7 +122,7 @@ pub async fn delete(
 /// `device` object); refused (400) for `client_credentials`, which has nothing to authorize.
 #[utoipa::path(post, path = "/api/v1/connections/{handle}/authorize", tag = "connections", security(("api_key" = [])),
     params(("handle" = String, Path)),
-    responses((status = 200, body = AuthorizingEnvelope), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 502, body = ErrorBody)))]
+    responses((status = 200, body = AuthorizingEnvelope), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 502, body = ErrorBody)))]
 pub async fn authorize(
     State(state): State<SharedState>,
     caller: ApiCaller,
@@ -132,6 +130,7 @@ pub async fn authorize(
 ) -> ApiResult<Json<AuthorizingEnvelope>> {
     let handle = parse_handle(&raw)?;
     caller.require(&handle)?;
+    caller.require_unlimited("re-authorize connections")?;
     let done = connections::authorize(&state, &caller.user, &caller.actor(), &handle).await?;
     Ok(Json(authorizing(&state, &done).await?))
 }

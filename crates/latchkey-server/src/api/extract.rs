@@ -92,6 +92,25 @@ impl ApiCaller {
     }
 }
 
+impl ApiCaller {
+    /// Refuses keys limited to some handles: such a key reads its connections and their tokens, and nothing it
+    /// does can change where a connection's credentials go (docs/decisions.md, "What a key limited to handles
+    /// may do"). `what` completes "so it cannot ...".
+    ///
+    /// # Errors
+    /// `Forbidden`.
+    pub fn require_unlimited(&self, what: &str) -> Result<(), Error> {
+        if self.key.handles.is_some() {
+            return Err(Error::Forbidden(format!(
+                "the API key '{}' is limited to some handles, so it cannot {what}: use a key without handle limits, \
+                 the web UI or the latchkey command line",
+                self.key.name
+            )));
+        }
+        Ok(())
+    }
+}
+
 impl FromRequestParts<SharedState> for ApiCaller {
     type Rejection = ApiError;
 

@@ -54,11 +54,14 @@ pub async fn token(
         }
     };
     check_key(Some(&key), state.clock.now())?;
-    // Fail closed: without a place for its audit record, no token is read.
-    let audit = state.audit.reserve_token_read(&key.user_id, crate::audit::api_key_actor(&key), &handle)?;
+    state.audit.check_writable()?;
     let result = read_token(&state, &key, &handle, connection, query.force_refresh).await;
-    audit.finish(&result);
+    // Fail closed: a token whose record finds no place in the audit buffer is not handed out. The place is
+    // taken only now, so a read waiting on a slow provider holds none.
+    let recorded =
+        state.audit.record_token_read(&key.user_id, crate::audit::api_key_actor(&key), &handle, &result).await;
     let fresh = result?;
+    recorded?;
     let body = TokenBody {
         token: fresh.token.expose().to_owned(),
         token_type: fresh.token_type,

@@ -16,17 +16,32 @@ use tokio_util::sync::CancellationToken;
 
 #[cfg(doc)]
 use super::BUFFER_CAPACITY;
-use super::{BATCH_SIZE, FLUSH_INTERVAL};
+use super::{BATCH_SIZE, FLUSH_INTERVAL, Shares};
 
 /// How many failed writes in a row shutdown waits through before it gives the buffered records up (and logs them
 /// as lost).
 const SHUTDOWN_ATTEMPTS: u32 = 25;
+
+/// What the flusher frees after a written batch: the places of its users' shares, and a wake-up for the reads
+/// waiting for a place.
+pub(super) struct Freed {
+    pub(super) shares: Arc<Shares>,
+    pub(super) written: Arc<tokio::sync::Notify>,
+}
+
+impl Freed {
+    pub(super) fn give_back(&self, records: &[AuditRecord]) {
+        self.shares.give_back(records);
+        self.written.notify_waiters();
+    }
+}
 
 /// Runs until `stop` is cancelled and everything buffered has been written (or given up, at shutdown).
 pub(super) async fn run(
     store: Arc<dyn Store>,
     mut receiver: mpsc::Receiver<AuditRecord>,
     writable: Arc<AtomicBool>,
+    freed: Freed,
     stop: CancellationToken,
 ) {
     let mut batch: Vec<AuditRecord> = Vec::with_capacity(BATCH_SIZE);
@@ -47,11 +62,11 @@ pub(super) async fn run(
                     break;
                 }
                 if batch.len() >= BATCH_SIZE {
-                    flush(store.as_ref(), &mut batch, &writable).await;
+                    flush(store.as_ref(), &mut batch, &writable, &freed).await;
                 }
             }
             _ = tick.tick() => {
-                if !batch.is_empty() && !flush(store.as_ref(), &mut batch, &writable).await && stopping {
+                if !batch.is_empty() && !flush(store.as_ref(), &mut batch, &writable, &freed).await && stopping {
                     failed_at_shutdown += 1;
                     if failed_at_shutdown >= SHUTDOWN_ATTEMPTS {
                         break;
@@ -60,7 +75,7 @@ pub(super) async fn run(
             }
         }
     }
-    if !batch.is_empty() && !flush(store.as_ref(), &mut batch, &writable).await {
+    if !batch.is_empty() && !flush(store.as_ref(), &mut batch, &writable, &freed).await {
         let lost = batch.len() + receiver.len();
         tracing::error!(lost, "audit records could not be written before shutdown and are lost");
     }
@@ -68,9 +83,10 @@ pub(super) async fn run(
 
 /// Writes the batch; on success empties it and marks the log writable, on failure keeps it and marks the log
 /// unwritable. Returns whether it was written.
-async fn flush(store: &dyn Store, batch: &mut Vec<AuditRecord>, writable: &AtomicBool) -> bool {
+async fn flush(store: &dyn Store, batch: &mut Vec<AuditRecord>, writable: &AtomicBool, freed: &Freed) -> bool {
     match store.insert_audit_records(batch).await {
         Ok(()) => {
+            freed.give_back(batch);
             batch.clear();
             if !writable.swap(true, Ordering::AcqRel) {
                 tracing::info!("the audit log is writable again; token reads are served");

@@ -8,7 +8,7 @@ use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
 use axum::http::header::SET_COOKIE;
 use axum::response::{IntoResponse, Response};
-use latchkey_core::model::{AuthFlow, Connection, FailureWrite, Status, TokenWrite};
+use latchkey_core::model::{AuthFlow, Connection, FailureWrite, TokenWrite};
 use latchkey_core::settings::OAuthSettings;
 use latchkey_core::{Error, Handle, Result, Secret};
 use latchkey_crypto::tokens::{constant_time_eq, digest};
@@ -87,8 +87,10 @@ pub async fn callback(State(state): State<SharedState>, headers: HeaderMap, RawQ
         Ok(()) => (clear, pages::flow_success(&state, &connection)).into_response(),
         Err(err) => {
             let message = err.to_string();
+            // Read again: the connection may have been edited while the provider was asked.
+            let current = state.store.connection_by_id(&connection.id).await.ok().flatten();
             let write = FailureWrite {
-                status: Status::Error,
+                status: current.as_ref().unwrap_or(&connection).status_after_failed_authorization(),
                 last_error: message,
                 failure_count: connection.failure_count,
                 retry_after: None,
@@ -207,8 +209,15 @@ async fn finish(state: &SharedState, flow: &AuthFlow, connection: &Connection, q
     extra.append(&mut tokens.extra);
     tokens.extra = extra;
     let tokens_kept = tokens.extra.len();
-    let write = TokenWrite { tokens, refresh_at, now, expected_version: None };
-    state.store.save_tokens(&connection.id, &write).await?;
+    // Fenced by the version read before the exchange: an edit that moved the credential route meanwhile discarded
+    // this authorization, and tokens from the old route must not land on the new one.
+    let write = TokenWrite { tokens, refresh_at, now, expected_version: Some(connection.token_version) };
+    if !state.store.save_tokens(&connection.id, &write).await? {
+        return Err(Error::conflict(
+            "connection_changed",
+            format!("'{handle}' was edited while this authorization was under way: authorize it again"),
+        ));
+    }
     tracing::info!(
         handle = %handle,
         refresh_token = response.refresh_token.is_some(),

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use latchkey_core::audit::{Action, Actor};
-use latchkey_core::model::{AuthFlow, Connection, ConnectionConfig, ConnectionId, FlowId, Status, User};
+use latchkey_core::model::{AuthFlow, Connection, ConnectionConfig, ConnectionId, FailureWrite, FlowId, Status, User};
 use latchkey_core::settings::{ClientAuth, GrantType, OAuthSettings, Pkce, TokenRequestFormat};
 use latchkey_core::{Error, Handle, Result, Secret};
 use latchkey_oauth::PkcePair;
@@ -153,12 +153,17 @@ async fn create_unaudited(state: &AppState, user: &User, mut input: ConnectionIn
     Ok(Authorizing { connection, authorization_link })
 }
 
-/// Edits a connection and makes a fresh authorization link. The handle cannot change. When the token URL, the
-/// refresh URL or the client id change, the stored tokens are no longer used (status `pending`) until the person
-/// authorizes again, so a refresh token never goes to an endpoint it was not issued for.
+/// Edits a connection and makes a fresh authorization link. The handle cannot change.
+///
+/// A stored secret is only ever sent to the credential route in force when it was stored
+/// ([`OAuthSettings::credential_route`]: token, refresh, revocation and device URLs as resolved, the issuer, the
+/// client id, the grant and the client authentication). When an edit changes that route, the client secret must
+/// be given again in the same request (unless the client is public), the old tokens are revoked at the old
+/// revocation endpoint and discarded with every unfinished authorization, and the connection is `pending` until
+/// a new authorization succeeds.
 ///
 /// # Errors
-/// `NotFound` for an unknown handle, `Invalid` for a bad field or a changed handle.
+/// `NotFound` for an unknown handle, `Invalid` for a bad field, a changed handle or a missing client secret.
 async fn update_unaudited(
     state: &AppState,
     user: &User,
@@ -187,33 +192,72 @@ async fn update_unaudited(
         Some(name) => clean_name(name)?,
         None => existing.name.clone(),
     };
-    let client_secret = non_empty(input.client_secret.as_ref())
-        .map(|s| sealing::seal(&state.keyring, &existing.id, Column::ClientSecret, s));
-    let endpoints_changed = match (settings.resolved(), existing.settings.resolved()) {
-        (Ok(new), Ok(old)) => {
-            new.token_url != old.token_url
-                || new.refresh_endpoint() != old.refresh_endpoint()
-                || new.client_id != old.client_id
-        }
-        _ => true,
-    };
+    let given_secret = non_empty(input.client_secret.as_ref());
+    let route_changes = route_changes(&existing.settings, &settings);
+    if !route_changes.is_empty()
+        && existing.client_secret.is_some()
+        && given_secret.is_none()
+        && !settings.is_public_client()
+    {
+        return Err(Error::invalid(
+            "client_secret",
+            format!(
+                "this edit changes {}, which decides where the client secret and tokens of '{handle}' are sent: \
+                 type the client secret again to confirm the change",
+                route_changes.join(", ")
+            ),
+        ));
+    }
+    let client_secret = given_secret.map(|s| sealing::seal(&state.keyring, &existing.id, Column::ClientSecret, s));
     let now = state.clock.now();
     let config = ConnectionConfig { name, provider, settings, client_secret };
-    state.store.update_connection_config(&existing.id, &config, now).await?;
-    if endpoints_changed && existing.status != Status::Pending {
-        let message = "the token URL or client ID changed: authorize again to use this connection";
-        state.store.set_status(&existing.id, Status::Pending, Some(message), now).await?;
+    if route_changes.is_empty() {
+        state.store.update_connection_config(&existing.id, &config, now).await?;
+        if config.settings.grant_type == GrantType::ClientCredentials
+            && matches!(existing.status, Status::NeedsReauth | Status::Error)
+        {
+            // Fixed credentials are tried on the next token request.
+            state.store.set_status(&existing.id, Status::Pending, None, now).await?;
+        } else if existing.status == Status::Error && existing.refresh_at.is_none() && existing.failure_count > 0 {
+            // Refreshes stopped after repeated permanent failures: saving the settings is the person's word that
+            // they were checked, so the next token request tries once more.
+            let write = FailureWrite {
+                status: Status::Error,
+                last_error: existing.last_error.clone().unwrap_or_default(),
+                failure_count: 0,
+                retry_after: None,
+                now,
+            };
+            state.store.record_failure(&existing.id, &write).await?;
+        }
+    } else {
+        // One write: nothing obtained under the old route (tokens, kept values, unfinished authorizations) is
+        // used with the new one, and a refresh already under way cannot store its result.
+        let next = if config.settings.grant_type == GrantType::ClientCredentials {
+            "the next token request fetches a new token"
+        } else {
+            "authorize again to use this connection"
+        };
+        let message = format!("{} changed: {next}", route_changes.join(", "));
+        state.store.reset_connection(&existing.id, &config, &message, now).await?;
+        if existing.tokens.is_some() && existing.settings.revocation_url.is_some() {
+            // The old tokens are revoked where they were issued, with the secret stored beside them.
+            revoke_tokens(state, &existing).await;
+        }
     }
-    if config.settings.grant_type == GrantType::ClientCredentials
-        && matches!(existing.status, Status::NeedsReauth | Status::Error)
-    {
-        // Fixed credentials are tried on the next token request.
-        state.store.set_status(&existing.id, Status::Pending, None, now).await?;
-    }
-    tracing::info!(handle = %handle, user = %user.username, endpoints_changed, "connection edited");
+    tracing::info!(handle = %handle, user = %user.username, route_changed = ?route_changes, "connection edited");
     let connection = find(state, user, handle).await?;
     let authorization_link = grants::next_step(state, &connection).await?;
     Ok(Authorizing { connection, authorization_link })
+}
+
+/// The names of the settings whose change moves the connection's credential route, empty when it stays. A route
+/// that cannot be resolved counts as changed.
+fn route_changes(old: &OAuthSettings, new: &OAuthSettings) -> Vec<&'static str> {
+    match (new.credential_route(), old.credential_route()) {
+        (Ok(new), Ok(old)) => new.changes(&old),
+        _ => vec!["connection_params"],
+    }
 }
 
 /// Deletes a connection, revoking its tokens first where the provider has a revocation endpoint. A failed

@@ -65,11 +65,19 @@ async fn claim(state: &SharedState, flow: &DeviceFlow, owner: &str) -> Result<Op
     state.store.device_flow(id).await
 }
 
-/// Ends a device flow with `status` and `message` on its connection.
+/// Ends a device flow that failed with `status` and `message`; the connection keeps the status a failed
+/// authorization leaves (`pending` unless it holds tokens of its current settings).
 async fn finish(state: &SharedState, connection: &Connection, status: Status, message: String) -> Result<()> {
     let now = state.clock.now();
-    let write =
-        FailureWrite { status, last_error: message, failure_count: connection.failure_count, retry_after: None, now };
+    // Read again: the connection may have been edited while the provider was asked.
+    let current = state.store.connection_by_id(&connection.id).await?;
+    let write = FailureWrite {
+        status: current.as_ref().unwrap_or(connection).status_after_failed_authorization(),
+        last_error: message,
+        failure_count: connection.failure_count,
+        retry_after: None,
+        now,
+    };
     let failed: Result<()> = Err(match status {
         Status::NeedsReauth => Error::NeedsReauth(write.last_error.clone()),
         _ => Error::Provider { message: write.last_error.clone(), retryable: false },
@@ -128,8 +136,13 @@ async fn poll(state: &SharedState, flow: &DeviceFlow) -> Result<()> {
         DevicePoll::Tokens(response) => {
             let previous = connection.tokens.as_ref();
             let (tokens, refresh_at) = state.tokens.tokens_from_response(id, &response, previous, now);
-            let write = TokenWrite { tokens, refresh_at, now, expected_version: None };
-            state.store.save_tokens(id, &write).await?;
+            // Fenced by the version read before the poll: an edit that moved the credential route meanwhile
+            // discarded this flow, and tokens from the old route must not land on the new one.
+            let write = TokenWrite { tokens, refresh_at, now, expected_version: Some(connection.token_version) };
+            if !state.store.save_tokens(id, &write).await? {
+                tracing::info!(handle = %handle, "device authorization answered after the connection changed; dropped");
+                return Ok(());
+            }
             state.store.delete_device_flow(id).await?;
             state.audit.authorization_finished(&connection, &Ok::<(), Error>(())).await;
             tracing::info!(handle = %handle, "device authorization approved; connection connected");

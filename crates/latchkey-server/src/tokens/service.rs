@@ -98,6 +98,14 @@ impl TokenService {
         &self.inner.tasks
     }
 
+    /// How many callers wait for the refresh of `id` in flight in this process (0 when none runs).
+    #[must_use]
+    pub fn refresh_waiters(&self, id: &ConnectionId) -> usize {
+        let inflight = self.inner.inflight.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        // The map holds one clone of the shared result; every waiting caller holds another.
+        inflight.get(id).and_then(Shared::strong_count).map_or(0, |n| n.saturating_sub(1))
+    }
+
     /// The refresh policy in force.
     #[must_use]
     pub fn policy(&self) -> RefreshPolicy {
@@ -152,14 +160,19 @@ impl TokenService {
             }
             return self.inner.fresh(connection, tokens);
         }
-        if !force && self.inner.refresh_stopped(connection) {
+        // Neither a forced refresh nor a due one calls a provider that asked for a pause or that refused five
+        // times in a row: no API key can hammer it.
+        if self.inner.refresh_stopped(connection) {
             if !is_expired(tokens, now) {
                 return self.inner.fresh(connection, tokens);
             }
             let last = connection.last_error.clone().unwrap_or_else(|| format!("refreshing '{handle}' stopped"));
             return Err(Error::Provider { message: last, retryable: false });
         }
-        if !force && connection.retry_after.is_some_and(|at| at > now) {
+        if let Some(at) = connection.retry_after.filter(|at| *at > now) {
+            if force {
+                return Err(forced_during_backoff(connection, at, now));
+            }
             if !is_expired(tokens, now) {
                 return self.inner.fresh(connection, tokens);
             }
@@ -250,6 +263,21 @@ impl TokenService {
         now: Timestamp,
     ) -> (StoredTokens, Option<Timestamp>) {
         self.inner.tokens_from_response(id, response, previous, now)
+    }
+}
+
+/// The answer to a forced refresh while the connection is in backoff: 429 with `Retry-After` until the time the
+/// provider (or latchkey's backoff) set.
+fn forced_during_backoff(connection: &Connection, until: Timestamp, now: Timestamp) -> Error {
+    let handle = &connection.handle;
+    let last = connection.last_error.as_deref().unwrap_or("the last refresh failed");
+    let retry_after_secs = u64::try_from(until.secs().saturating_sub(now.secs())).unwrap_or(1).max(1);
+    Error::RateLimited {
+        message: format!(
+            "'{handle}' is not refreshed before {} ({last}): the provider is given that pause; retry in {retry_after_secs} s",
+            until.to_rfc3339()
+        ),
+        retry_after_secs,
     }
 }
 

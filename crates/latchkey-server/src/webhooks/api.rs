@@ -105,22 +105,11 @@ pub struct EventList {
     pub events: Vec<EventView>,
 }
 
-fn require_unlimited(caller: &ApiCaller) -> Result<(), Error> {
-    if caller.key.handles.is_some() {
-        return Err(Error::Forbidden(format!(
-            "the API key '{}' is limited to some handles; the webhook concerns every connection, so use a key \
-             without --handles",
-            caller.key.name
-        )));
-    }
-    Ok(())
-}
-
 /// The user's webhook, if any.
 #[utoipa::path(get, path = "/api/v1/webhook", tag = "webhook", security(("api_key" = [])),
     responses((status = 200, body = WebhookEnvelope), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn get(State(state): State<SharedState>, caller: ApiCaller) -> ApiResult<Json<WebhookEnvelope>> {
-    require_unlimited(&caller)?;
+    caller.require_unlimited("manage the webhook, which concerns every connection")?;
     let webhook = state.store.webhook(&caller.user.id).await?;
     Ok(Json(WebhookEnvelope { webhook: webhook.as_ref().map(WebhookView::of) }))
 }
@@ -135,7 +124,7 @@ pub async fn put(
     caller: ApiCaller,
     ApiJson(input): ApiJson<WebhookInput>,
 ) -> ApiResult<impl axum::response::IntoResponse> {
-    require_unlimited(&caller)?;
+    caller.require_unlimited("manage the webhook, which concerns every connection")?;
     let (webhook, secret) = super::save(&state, &caller.user, &input.url).await?;
     let body = SavedWebhook { webhook: WebhookView::of(&webhook), signing_secret: secret.expose().to_owned() };
     Ok(([(axum::http::header::CACHE_CONTROL, "no-store")], Json(body)))
@@ -145,7 +134,7 @@ pub async fn put(
 #[utoipa::path(delete, path = "/api/v1/webhook", tag = "webhook", security(("api_key" = [])),
     responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn delete(State(state): State<SharedState>, caller: ApiCaller) -> ApiResult<StatusCode> {
-    require_unlimited(&caller)?;
+    caller.require_unlimited("manage the webhook, which concerns every connection")?;
     if state.store.delete_webhook(&caller.user.id).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
@@ -157,7 +146,7 @@ pub async fn delete(State(state): State<SharedState>, caller: ApiCaller) -> ApiR
 #[utoipa::path(get, path = "/api/v1/webhook/events", tag = "webhook", security(("api_key" = [])),
     responses((status = 200, body = EventList), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn events(State(state): State<SharedState>, caller: ApiCaller) -> ApiResult<Json<EventList>> {
-    require_unlimited(&caller)?;
+    caller.require_unlimited("manage the webhook, which concerns every connection")?;
     let events = state.store.webhook_events(&caller.user.id, EVENTS_LISTED).await?;
     Ok(Json(EventList { events: events.iter().map(EventView::of).collect() }))
 }

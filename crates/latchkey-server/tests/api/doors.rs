@@ -507,7 +507,7 @@ async fn changing_the_client_id_requires_a_new_authorization_and_spends_no_old_r
     let provider = MockProvider::start("client-1", "cs").await;
     let alice = app.caller("alice", None).await;
     app.connect(&alice, "crm", &provider, "cs").await;
-    let body = serde_json::json!({"client_id": "client-2"});
+    let body = serde_json::json!({"client_id": "client-2", "client_secret": "cs"});
     let (status, changed) = app.api(&alice, Method::PATCH, "/api/v1/connections/crm", Some(body)).await;
     assert_eq!(status, 200, "{changed}");
     for path in ["/api/v1/connections/crm/token", "/api/v1/connections/crm/token?force_refresh=true"] {

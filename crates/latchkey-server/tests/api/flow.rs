@@ -176,7 +176,7 @@ async fn provider_errors_show_on_the_page_and_in_last_error() {
     assert_eq!(status, 502);
     assert!(page.contains("access_denied") && page.contains("The person said no"), "{page}");
     let (_, read) = app.api(&alice, Method::GET, "/api/v1/connections/denied", None).await;
-    assert_eq!(read["connection"]["status"], "error");
+    assert_eq!(read["connection"]["status"], "pending", "a failed first authorization leaves it pending");
     assert!(read["connection"]["last_error"].as_str().unwrap_or_default().contains("access_denied"));
     provider.set_deny_authorization(false);
 
@@ -196,7 +196,7 @@ async fn provider_errors_show_on_the_page_and_in_last_error() {
         assert_eq!(status, 502, "{page}");
         assert!(page.contains(expected), "{expected}: {page}");
         let (_, read) = app.api(&alice, Method::GET, &format!("/api/v1/connections/{handle}"), None).await;
-        assert_eq!(read["connection"]["status"], "error", "{read}");
+        assert_eq!(read["connection"]["status"], "pending", "{read}");
         assert!(read["connection"]["expires_at"].is_null(), "nothing half-written: {read}");
         let (status, body) = app.token(&alice, &handle).await;
         assert_eq!(status, 409, "{body}");

@@ -275,7 +275,7 @@ async fn device_authorization_polls_until_approved_and_slows_down_when_asked() {
 }
 
 #[tokio::test]
-async fn a_denied_device_authorization_ends_in_error() {
+async fn a_denied_device_authorization_leaves_the_connection_pending_with_the_reason() {
     let app = spawn_app().await;
     let client_secret = secret("device");
     let provider = MockProvider::start("client-1", &client_secret).await;
@@ -284,9 +284,10 @@ async fn a_denied_device_authorization_ends_in_error() {
 
     provider.push_canned(Canned::json(400, json!({"error": "access_denied"})));
     poll_after(&app, &alice, &provider, 1, 1).await;
-    wait_for("the connection to fail", async || status_of(&app, &alice, "tv").await["status"] == "error").await;
-    let read = status_of(&app, &alice, "tv").await;
-    assert!(read["last_error"].as_str().is_some_and(|e| e.contains("denied")), "{read}");
+    let failed =
+        async |word: &str| status_of(&app, &alice, "tv").await["last_error"].as_str().is_some_and(|e| e.contains(word));
+    wait_for("the connection to fail", async || failed("denied").await).await;
+    assert_eq!(status_of(&app, &alice, "tv").await["status"], "pending", "a failed authorization revives nothing");
     app.clock.advance(60);
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(device_polls(&provider), 1, "polling stopped");
@@ -298,7 +299,7 @@ async fn a_denied_device_authorization_ends_in_error() {
 }
 
 #[tokio::test]
-async fn an_expired_device_code_ends_in_error() {
+async fn an_expired_device_code_leaves_the_connection_pending_with_the_reason() {
     let app = spawn_app().await;
     let client_secret = secret("device");
     let provider = MockProvider::start("client-1", &client_secret).await;
@@ -307,15 +308,16 @@ async fn an_expired_device_code_ends_in_error() {
 
     provider.push_canned(Canned::json(400, json!({"error": "expired_token"})));
     poll_after(&app, &alice, &provider, 1, 1).await;
-    wait_for("the connection to fail", async || status_of(&app, &alice, "tv").await["status"] == "error").await;
-    let read = status_of(&app, &alice, "tv").await;
-    assert!(read["last_error"].as_str().is_some_and(|e| e.contains("expired")), "{read}");
+    let failed = async |handle: &str| {
+        status_of(&app, &alice, handle).await["last_error"].as_str().is_some_and(|e| e.contains("expired"))
+    };
+    wait_for("the connection to fail", async || failed("tv").await).await;
+    assert_eq!(status_of(&app, &alice, "tv").await["status"], "pending");
 
     // A code past its own expiry is not polled at all.
     create(&app, &alice, device_body("radio", &provider, &client_secret)).await;
     app.clock.advance(601);
-    wait_for("the second connection to fail", async || status_of(&app, &alice, "radio").await["status"] == "error")
-        .await;
+    wait_for("the second connection to fail", async || failed("radio").await).await;
     assert_eq!(device_polls(&provider), 1, "the expired code was not sent");
 }
 

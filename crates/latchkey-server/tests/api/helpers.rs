@@ -258,6 +258,16 @@ impl TestApp {
         Caller { user, key: key.expose().to_owned() }
     }
 
+    /// Another API key of `caller`'s user, limited to `handles`.
+    pub async fn limited_key(&self, caller: &Caller, handles: &[&str]) -> Caller {
+        let handles = handles.iter().map(|h| latchkey_core::Handle::parse(h).expect("handle")).collect();
+        let (_, key) =
+            api_keys::create(self.state.store.as_ref(), &caller.user, "limited", Some(handles), self.clock.now())
+                .await
+                .expect("api key");
+        Caller { user: caller.user.clone(), key: key.expose().to_owned() }
+    }
+
     /// Sends an API request with the caller's key.
     pub async fn api(&self, caller: &Caller, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
         let mut request = self.http.request(method, self.url(path)).bearer_auth(&caller.key);

@@ -2,6 +2,7 @@
 //! file, and a mock provider on loopback that each test controls.
 
 mod callback_props;
+mod credential_route;
 mod device_lease;
 mod doors;
 mod flow;
@@ -21,5 +22,6 @@ mod refresh;
 mod refresher;
 mod replicas;
 mod storage;
+mod token_reads;
 mod validation;
 mod webhooks;

@@ -166,7 +166,7 @@ async fn switching_a_connection_to_a_preset_keeps_the_client_id() {
     let provider = MockProvider::start("client-1", "s").await;
     let alice = app.caller("alice", None).await;
     app.create_connection(&alice, "crm", &provider, "s").await;
-    let patch = json!({"provider": "github"});
+    let patch = json!({"provider": "github", "client_secret": "s"});
     let (status, answer) = app.api(&alice, Method::PATCH, "/api/v1/connections/crm", Some(patch)).await;
     assert_eq!(status, 200, "{answer}");
     let connection = &answer["connection"];

@@ -183,8 +183,14 @@ async fn refresh_client_auth_lets_the_refresh_authenticate_differently() {
     let bad =
         app.api(&alice, Method::PATCH, "/api/v1/connections/crm", Some(json!({"refresh_client_auth": "basic"}))).await;
     assert_refused(&bad, "refresh_client_auth", "client_secret_basic");
-    let (status, cleared) =
-        app.api(&alice, Method::PATCH, "/api/v1/connections/crm", Some(json!({"refresh_client_auth": ""}))).await;
+    let (status, cleared) = app
+        .api(
+            &alice,
+            Method::PATCH,
+            "/api/v1/connections/crm",
+            Some(json!({"refresh_client_auth": "", "client_secret": "s"})),
+        )
+        .await;
     assert_eq!(status, 200, "{cleared}");
     assert!(cleared["connection"]["refresh_client_auth"].is_null(), "{cleared}");
 }

@@ -164,7 +164,12 @@ async fn url_templates_take_per_connection_values() {
 
     // Another value is another token endpoint: the stored tokens wait for a new authorization.
     let (status, edited) = app
-        .api(&alice, Method::PATCH, "/api/v1/connections/crm", Some(json!({"connection_params": {"tenant": "beta"}})))
+        .api(
+            &alice,
+            Method::PATCH,
+            "/api/v1/connections/crm",
+            Some(json!({"connection_params": {"tenant": "beta"}, "client_secret": "s"})),
+        )
         .await;
     assert_eq!(status, 200, "{edited}");
     assert_eq!(edited["connection"]["status"], "pending");
@@ -276,8 +281,9 @@ async fn openid_configuration_is_the_fallback_and_given_endpoints_win() {
     assert_eq!(asked, ["/.well-known/oauth-authorization-server/v2.0", "/v2.0/.well-known/openid-configuration"]);
 
     // Clearing the given token URL lets the metadata fill it.
-    let (status, edited) =
-        app.api(&alice, Method::PATCH, "/api/v1/connections/crm", Some(json!({"token_url": ""}))).await;
+    let (status, edited) = app
+        .api(&alice, Method::PATCH, "/api/v1/connections/crm", Some(json!({"token_url": "", "client_secret": "s"})))
+        .await;
     assert_eq!(status, 200, "{edited}");
     assert_eq!(edited["connection"]["token_url"], provider.url("/oidc/token"));
     assert_eq!(
@@ -328,7 +334,9 @@ async fn an_advertised_iss_is_required_and_checked_before_the_code_is_used() {
         let (status, page) = create_and_follow(&app, &alice, by_issuer(handle, &provider, &issuer, json!({}))).await;
         assert_eq!(status, 400, "{handle}: {page}");
         assert!(page.contains(needle), "{handle}: {page}");
-        assert_eq!(quirky::read(&app, &alice, handle).await["status"], "error");
+        let read = quirky::read(&app, &alice, handle).await;
+        assert_eq!(read["status"], "pending", "{read}");
+        assert!(read["last_error"].as_str().is_some_and(|e| e.contains(needle)), "{read}");
     }
     assert_eq!(provider.grants("authorization_code").len(), 1, "no code reached the token endpoint");
 }

@@ -191,7 +191,7 @@ async fn an_error_inside_an_http_200_is_an_error() {
     assert_eq!(status, 502);
     assert!(page.contains("invalid_code"), "{page}");
     let read = quirky::read(&app, &alice, "slack").await;
-    assert_eq!(read["status"], "error");
+    assert_eq!(read["status"], "pending");
     assert!(read["last_error"].as_str().unwrap_or_default().contains("invalid_code"), "{read}");
     assert_eq!(app.token(&alice, "slack").await.1["code"], "not_connected");
 

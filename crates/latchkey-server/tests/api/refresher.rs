@@ -125,8 +125,15 @@ async fn repeated_permanent_failures_stop_the_refreshes() {
     assert!(body["error"].as_str().unwrap_or_default().contains("stopped trying"), "{body}");
     assert_eq!(provider.refresh_calls().len(), 5);
 
-    // Asking explicitly tries once more; the provider answers again and the connection is back on schedule.
-    let (status, forced) = app.api(&alice, Method::GET, "/api/v1/connections/crm/token?force_refresh=true", None).await;
+    // Asking explicitly does not call the provider either; saving the settings (checked) tries once more, and the
+    // connection is back on schedule.
+    let forced_path = "/api/v1/connections/crm/token?force_refresh=true";
+    let (status, forced) = app.api(&alice, Method::GET, forced_path, None).await;
+    assert_eq!(status, 502, "{forced}");
+    assert_eq!(provider.refresh_calls().len(), 5, "a forced refresh does not hammer the provider");
+    let saved = app.api(&alice, Method::PATCH, "/api/v1/connections/crm", Some(serde_json::json!({}))).await;
+    assert_eq!(saved.0, 200, "{}", saved.1);
+    let (status, forced) = app.api(&alice, Method::GET, forced_path, None).await;
     assert_eq!(status, 200, "{forced}");
     assert_ne!(forced["token"], original["token"]);
     let (_, read) = app.api(&alice, Method::GET, "/api/v1/connections/crm", None).await;

@@ -108,7 +108,12 @@ async fn changing_the_token_url_requires_a_new_authorization() {
     let alice = app.caller("alice", None).await;
     app.connect(&alice, "crm", &provider, "s").await;
     let (status, _) = app
-        .api(&alice, Method::PATCH, "/api/v1/connections/crm", Some(json!({"token_url": elsewhere.token_url()})))
+        .api(
+            &alice,
+            Method::PATCH,
+            "/api/v1/connections/crm",
+            Some(json!({"token_url": elsewhere.token_url(), "client_secret": "s"})),
+        )
         .await;
     assert_eq!(status, 200);
     app.clock.advance(3600);

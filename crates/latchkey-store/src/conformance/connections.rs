@@ -1,11 +1,12 @@
 //! Connections: records, handles, the token hot path, edits and deletion.
 
-use latchkey_core::model::{ConnectionConfig, ConnectionId, ConnectionSummary, FlowStart, Status};
+use latchkey_core::model::{ConnectionConfig, ConnectionId, ConnectionSummary, FlowStart, Status, TokenWrite};
 use latchkey_core::store::Store;
 use latchkey_core::{Error, Sealed};
 
 use super::{
-    T0, api_key_record, connection_record, digest, flow_record, handle, new_connection, new_user, settings, tokens,
+    T0, api_key_record, connection_record, digest, flow_record, handle, new_connection, new_user, sealed, settings,
+    tokens,
 };
 
 /// A connection reads back exactly as written, by handle and by id, with and without tokens; sealed bytes come
@@ -197,6 +198,83 @@ pub(super) async fn set_status_leaves_tokens_alone(store: &dyn Store) {
     match store.set_status(&ConnectionId::random(), Status::Error, None, T0).await {
         Err(Error::NotFound(_)) => {}
         other => panic!("setting the status of an unknown connection must be NotFound, got {other:?}"),
+    }
+}
+
+/// `reset_connection` replaces the config and the client secret (`None` removes it) and discards, in one
+/// write, the tokens, kept values, schedule, backoff and lease (version + 1, so a refresh that read the old
+/// version cannot store its result), and the connection's flows and device flow; status `pending` with the
+/// message. Other connections keep theirs.
+pub(super) async fn reset_discards_everything_obtained_under_the_old_route(store: &dyn Store) {
+    let user = new_user(store).await;
+    let mut connection = connection_record(&user.id, "moved");
+    let mut stored = tokens("moved");
+    stored.extra = std::collections::BTreeMap::from([("instance_url".to_owned(), "https://old".to_owned())]);
+    connection.tokens = Some(stored.clone());
+    connection.status = Status::Error;
+    connection.token_version = 4;
+    connection.failure_count = 2;
+    connection.retry_after = Some(T0.plus_secs(500));
+    connection.refresh_at = Some(T0.plus_secs(100));
+    store.insert_connection(&connection).await.expect("insert_connection");
+    let other = new_connection(store, &user.id, "untouched").await;
+    let mut flows = Vec::new();
+    for c in [&connection, &other] {
+        let flow = flow_record(&c.id, T0, T0.plus_secs(600));
+        store.insert_flow(&flow).await.expect("insert_flow");
+        let start = FlowStart { state_hash: digest(), browser_hash: digest(), pkce_verifier: None, now: T0 };
+        store.start_flow(&flow.link_hash, &start).await.expect("start_flow").expect("the flow starts");
+        flows.push(start.state_hash);
+        store.put_device_flow(&super::device_flows::device_record(&c.id, "d", T0)).await.expect("put_device_flow");
+    }
+    assert!(store.claim_refresh(&connection.id, "replica-a", T0, T0.plus_secs(60)).await.expect("claim_refresh"));
+
+    let mut new_settings = settings();
+    new_settings.token_url = "https://elsewhere.example/token".to_owned();
+    let config = ConnectionConfig {
+        name: "Moved".to_owned(),
+        provider: "custom".to_owned(),
+        settings: new_settings,
+        client_secret: Some(sealed("new-secret")),
+    };
+    let message = "the token URL changed: authorize again";
+    store.reset_connection(&connection.id, &config, message, T0.plus_secs(10)).await.expect("reset_connection");
+    let mut expected = connection.clone();
+    expected.name = config.name.clone();
+    expected.provider = config.provider.clone();
+    expected.settings = config.settings.clone();
+    expected.client_secret = config.client_secret.clone();
+    expected.status = Status::Pending;
+    expected.last_error = Some(message.to_owned());
+    expected.tokens = None;
+    expected.token_version = 5;
+    expected.failure_count = 0;
+    expected.retry_after = None;
+    expected.refresh_at = None;
+    expected.updated_at = T0.plus_secs(10);
+    assert_eq!(store.connection_by_id(&connection.id).await.expect("connection_by_id"), Some(expected.clone()));
+    assert_eq!(store.flow_by_state(&flows[0]).await.expect("flow_by_state"), None, "its flows are gone");
+    assert_eq!(store.device_flow(&connection.id).await.expect("device_flow"), None, "its device flow is gone");
+    assert!(store.flow_by_state(&flows[1]).await.expect("flow_by_state").is_some(), "other flows stay");
+    assert!(store.device_flow(&other.id).await.expect("device_flow").is_some(), "other device flows stay");
+    assert_eq!(store.connection_by_id(&other.id).await.expect("connection_by_id"), Some(other));
+    assert!(
+        store.claim_refresh(&connection.id, "replica-b", T0.plus_secs(11), T0.plus_secs(60)).await.expect("claim"),
+        "the old lease is released"
+    );
+    let late = TokenWrite { tokens: stored, refresh_at: None, expected_version: Some(4), now: T0.plus_secs(12) };
+    assert!(
+        !store.save_tokens(&connection.id, &late).await.expect("save_tokens"),
+        "a refresh begun before cannot land"
+    );
+
+    let public = ConnectionConfig { client_secret: None, ..config };
+    store.reset_connection(&connection.id, &public, message, T0.plus_secs(20)).await.expect("reset_connection");
+    let read = store.connection_by_id(&connection.id).await.expect("connection_by_id").expect("exists");
+    assert_eq!(read.client_secret, None, "None removes the stored secret");
+    match store.reset_connection(&ConnectionId::random(), &public, message, T0).await {
+        Err(Error::NotFound(_)) => {}
+        other => panic!("resetting an unknown connection must be NotFound, got {other:?}"),
     }
 }
 

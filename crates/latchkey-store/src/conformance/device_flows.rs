@@ -8,7 +8,7 @@ use latchkey_core::store::Store;
 use super::{T0, new_connection, new_user, sealed};
 
 /// A device flow of `connection` whose next poll is at `next_poll_at`, not yet stored.
-fn device_record(connection: &ConnectionId, label: &str, next_poll_at: Timestamp) -> DeviceFlow {
+pub(super) fn device_record(connection: &ConnectionId, label: &str, next_poll_at: Timestamp) -> DeviceFlow {
     DeviceFlow {
         connection_id: connection.clone(),
         device_code: sealed(&format!("{label}-device-code")),

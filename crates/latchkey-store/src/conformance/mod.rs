@@ -65,6 +65,7 @@ pub async fn run_all(store: &dyn Store) {
     connections::config_update_keeps_or_replaces_the_client_secret(store).await;
     connections::set_status_leaves_tokens_alone(store).await;
     connections::deleting_a_connection_deletes_its_flows(store).await;
+    connections::reset_discards_everything_obtained_under_the_old_route(store).await;
 
     tokens::save_tokens_bumps_the_version_and_resets_the_state(store).await;
     tokens::save_tokens_with_a_stale_version_writes_nothing(store).await;

@@ -178,6 +178,46 @@ impl ConnectionStore for SqliteStore {
         Ok(())
     }
 
+    async fn reset_connection(
+        &self,
+        id: &ConnectionId,
+        config: &ConnectionConfig,
+        last_error: &str,
+        now: Timestamp,
+    ) -> Result<()> {
+        let settings = settings_to_db(&config.settings)?;
+        let what = "resetting a connection whose credential route changed";
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(storage(what))?;
+        let done = sqlx::query(
+            "UPDATE connections SET name = ?1, provider = ?2, settings = ?3, client_secret = ?4, \
+             grant_type = ?5, updated_at = ?6, status = 'pending', last_error = ?7, \
+             access_token = NULL, refresh_token = NULL, token_type = NULL, expires_at = NULL, obtained_at = NULL, \
+             granted_scope = NULL, kept_values = NULL, refresh_at = NULL, failure_count = 0, retry_after = NULL, \
+             lease_owner = NULL, lease_until = NULL, token_version = token_version + 1 WHERE id = ?8",
+        )
+        .bind(config.name.as_str())
+        .bind(config.provider.as_str())
+        .bind(settings)
+        .bind(sealed_bytes(config.client_secret.as_ref()))
+        .bind(config.settings.grant_type.as_str())
+        .bind(now.secs())
+        .bind(last_error)
+        .bind(id.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(storage(what))?;
+        if done.rows_affected() == 0 {
+            return Err(no_connection(id));
+        }
+        // The code of an authorization begun under the old settings must not reach the new token URL.
+        for statement in
+            ["DELETE FROM auth_flows WHERE connection_id = ?1", "DELETE FROM device_flows WHERE connection_id = ?1"]
+        {
+            sqlx::query(statement).bind(id.as_str()).execute(&mut *tx).await.map_err(storage(what))?;
+        }
+        tx.commit().await.map_err(storage(what))
+    }
+
     async fn set_status(
         &self,
         id: &ConnectionId,

@@ -34,7 +34,10 @@ impl TokenService {
         {
             return self.inner.fresh(connection, tokens);
         }
-        if !force && connection.retry_after.is_some_and(|at| at > now) {
+        if let Some(at) = connection.retry_after.filter(|at| *at > now) {
+            if force {
+                return Err(super::forced_during_backoff(connection, at, now));
+            }
             if let Some(tokens) = usable.filter(|t| !is_expired(t, now)) {
                 return self.inner.fresh(connection, tokens);
             }
