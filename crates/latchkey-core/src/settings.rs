@@ -351,12 +351,14 @@ pub struct CredentialRoute {
     grant_type: GrantType,
     client_id: String,
     token_url: String,
-    refresh_url: String,
+    /// Given apart from the token URL (refreshes follow the token URL otherwise).
+    refresh_url: Option<String>,
     revocation_url: Option<String>,
     device_authorization_url: Option<String>,
     issuer: Option<String>,
     client_auth: ClientAuth,
-    refresh_auth: ClientAuth,
+    /// Given apart from `client_auth` (refreshes follow it otherwise).
+    refresh_auth: Option<ClientAuth>,
 }
 
 impl CredentialRoute {
@@ -428,8 +430,8 @@ impl OAuthSettings {
         let resolved = self.resolved()?;
         Ok(CredentialRoute {
             grant_type: resolved.grant_type,
-            refresh_url: resolved.refresh_endpoint().to_owned(),
-            refresh_auth: resolved.refresh_auth(),
+            refresh_url: resolved.refresh_url.clone(),
+            refresh_auth: resolved.refresh_client_auth,
             client_auth: resolved.client_auth,
             client_id: resolved.client_id,
             token_url: resolved.token_url,

@@ -313,12 +313,35 @@ async fn each_status_is_explained_in_words() {
     assert_eq!(status, 502, "the callback page says what the provider answered: {page}");
     let person = log_in(&app, "alice").await;
 
+    // A connected connection whose refresh failed, as the refresher leaves it.
+    provider.set_deny_authorization(false);
+    app.connect(&alice, "broken", &provider, "cs").await;
+    let broken = app.state.store.list_connections(&alice.user.id).await.expect("list");
+    let broken = broken.iter().find(|c| c.handle.as_str() == "broken").expect("broken");
+    let failure = latchkey_core::model::FailureWrite {
+        status: latchkey_core::model::Status::Error,
+        last_error: "the token endpoint answered 400 invalid_request".to_owned(),
+        failure_count: 1,
+        retry_after: None,
+        now: latchkey_core::Clock::now(app.clock.as_ref()),
+    };
+    app.state.store.record_failure(&broken.id, &failure).await.expect("record_failure");
+
     let (_, page) = person.page(&app, "/connections").await;
     assert!(page.contains(">Pending authorization<") && page.contains("Not authorized yet"), "{page}");
     assert!(page.contains("<span class=\"muted\">no token yet</span>"), "{page}");
-    assert!(page.contains(">Error<"), "{page}");
-    let note = page.split("id=\"c-refused\"").nth(1).and_then(|r| r.split("</p>").next()).unwrap_or_default();
+    let note_of = |handle: &str| {
+        let row = page.split(&format!("id=\"c-{handle}\"")).nth(1).unwrap_or_default();
+        (
+            row.split("</tr>").next().unwrap_or_default().to_owned(),
+            row.split("</p>").next().unwrap_or_default().to_owned(),
+        )
+    };
+    let (row, note) = note_of("refused");
+    assert!(row.contains(">Pending authorization<"), "a refused first authorization stays pending: {row}");
     assert!(note.contains("status-note problem") && note.contains("access_denied"), "last_error in words: {note}");
+    let (row, note) = note_of("broken");
+    assert!(row.contains(">Error<") && note.contains("invalid_request"), "{row}");
     app.stop().await;
 }
 
@@ -500,6 +523,46 @@ async fn the_edit_form_never_contains_the_stored_client_secret() {
     assert_eq!(deleted.status(), StatusCode::SEE_OTHER);
     let gone = person.browser.get(app.url("/connections/crm/edit")).send().await.expect("edit");
     assert_eq!(gone.status(), StatusCode::NOT_FOUND);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_edit_form_asks_for_the_secret_again_when_it_would_go_elsewhere() {
+    let app = spawn_app().await;
+    let client_secret = secret("cs");
+    let provider = MockProvider::start("client-1", &client_secret).await;
+    let elsewhere = MockProvider::start("client-1", "other").await;
+    let alice = app.caller("alice", None).await;
+    app.connect(&alice, "crm", &provider, &client_secret).await;
+    let person = log_in(&app, "alice").await;
+
+    let mut fields = form_fields(&person.csrf, &provider, "crm", "");
+    fields.retain(|(k, _)| *k != "handle");
+    for field in &mut fields {
+        if field.0 == "token_url" {
+            field.1 = elsewhere.token_url();
+        }
+    }
+    let refused = person.browser.post(app.url("/connections/crm/edit")).form(&fields).send().await.expect("save");
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    let page = refused.text().await.expect("page");
+    let error =
+        page.split("id=\"client_secret-error\"").nth(1).and_then(|r| r.split("</p>").next()).unwrap_or_default();
+    assert!(error.contains("token_url") && error.contains("client secret again"), "next to the field: {error}");
+    let (_, read) = app.api(&alice, reqwest::Method::GET, "/api/v1/connections/crm", None).await;
+    assert_eq!(read["connection"]["token_url"], provider.token_url(), "nothing was saved: {read}");
+    assert_eq!(read["connection"]["status"], "connected");
+
+    for field in &mut fields {
+        if field.0 == "client_secret" {
+            field.1 = "other".to_owned();
+        }
+    }
+    let saved = person.browser.post(app.url("/connections/crm/edit")).form(&fields).send().await.expect("save");
+    assert_eq!(saved.status(), StatusCode::SEE_OTHER);
+    let (_, read) = app.api(&alice, reqwest::Method::GET, "/api/v1/connections/crm", None).await;
+    assert_eq!(read["connection"]["status"], "pending", "{read}");
+    assert!(elsewhere.token_calls().is_empty(), "nothing went to the new token URL before a new authorization");
     app.stop().await;
 }
 

@@ -327,7 +327,7 @@ mod tests {
         assert_eq!(audit.shares.waiting(&flooder), USER_SHARE);
 
         // Many users together can still fill the buffer; then a read waits, and a refused one is not counted.
-        let mut users = 2;
+        let mut users = 3;
         while audit.sender.capacity() > 0 {
             let next = UserId(format!("user-{users}"));
             for _ in 0..USER_SHARE {

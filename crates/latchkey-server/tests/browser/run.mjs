@@ -363,8 +363,9 @@ journey("a provider error (Deny) is shown in the popup and then in the list", as
   check(!popup.isClosed(), "the popup closed on a failure instead of showing it");
   await screenshot(popup, "07-callback-failure");
 
-  // The opener learns of the failure and shows the list: status "Error" and the provider's words.
-  const row = await waitForStatus(page, c.name, "Error");
+  // The opener learns of the failure and shows the list: still "Pending authorization" (a failed authorization
+  // brings nothing to life), with the provider's words.
+  const row = await waitForStatus(page, c.name, "Pending authorization");
   await row.getByText(DENY_DESCRIPTION).first().waitFor();
   await popup.close();
 });
