@@ -72,6 +72,17 @@ impl Found<'_> {
         }
     }
 
+    /// Whether both values are the very same place in the answer: the same JSON node, or the same form pair.
+    /// Paths are compared after they are resolved, not as text: `data.00` and `data.0` index the same array
+    /// item, while in an object they name different keys.
+    fn same_place(&self, other: &Found<'_>) -> bool {
+        match (self, other) {
+            (Found::Json(a), Found::Json(b)) => std::ptr::eq(*a, *b),
+            (Found::Text(a), Found::Text(b)) => std::ptr::eq(*a, *b),
+            _ => false,
+        }
+    }
+
     /// A number of seconds: a non-negative JSON number (fractions dropped) or a numeric string.
     fn seconds(&self) -> Option<u64> {
         match self {
@@ -302,15 +313,12 @@ pub fn parse_token_response(
         (None, None) => settings.default_expires_in,
         (given, _) => given,
     };
-    let extra = settings
-        .keep_response_fields
-        .iter()
-        .filter(|kept| kept.as_str() != access_path && kept.as_str() != refresh_path)
-        .filter_map(|kept| {
-            let value = fields.text(kept)?;
-            Some((kept.clone(), sanitize(&value, MAX_KEPT_VALUE_CHARS)))
-        })
-        .collect();
+    let extra = kept_fields(
+        &fields,
+        settings,
+        &[access_path, refresh_path],
+        [Some(&access_token), refresh_token.as_ref().map(Secret::expose)],
+    );
     Ok(TokenResponse {
         access_token: Secret::new(access_token),
         token_type,
@@ -320,6 +328,33 @@ pub fn parse_token_response(
         scope: fields.scope(path("scope")),
         extra,
     })
+}
+
+/// The values of `settings.keep_response_fields` in `fields`, never a token: a kept path that resolves to the
+/// same place as a token's path (`token_paths`), however it is spelled, is skipped, and so is a value equal to a
+/// token.
+fn kept_fields(
+    fields: &Fields,
+    settings: &OAuthSettings,
+    token_paths: &[&str],
+    tokens: [Option<&str>; 2],
+) -> BTreeMap<String, String> {
+    let token_places: Vec<Found<'_>> = token_paths.iter().filter_map(|p| fields.at(p)).collect();
+    settings
+        .keep_response_fields
+        .iter()
+        .filter_map(|kept| {
+            let found = fields.at(kept)?;
+            if token_paths.contains(&kept.as_str()) || token_places.iter().any(|t| t.same_place(&found)) {
+                return None;
+            }
+            let value = found.text()?;
+            if tokens.iter().flatten().any(|token| *token == value) {
+                return None;
+            }
+            Some((kept.clone(), sanitize(&value, MAX_KEPT_VALUE_CHARS)))
+        })
+        .collect()
 }
 
 /// The answer of a device authorization endpoint (RFC 8628 §3.2). `Debug` shows no device code: it is a
@@ -630,5 +665,22 @@ mod tests {
         assert_eq!(t.extra.get("long").map(|v| v.chars().count()), Some(MAX_KEPT_VALUE_CHARS));
         assert!(!t.extra.contains_key("nested") && !t.extra.contains_key("missing"));
         assert!(!t.extra.contains_key("access_token"));
+    }
+
+    #[test]
+    fn a_kept_path_spelled_differently_never_reaches_a_token() {
+        let s = mapped(
+            serde_json::json!({"access_token": "data.0", "refresh_token": "data.1"}),
+            &["data.00", "data.+0", "data.01", "data.0", "data.2", "copy"],
+        );
+        let body = r#"{"data":["at-1","rt-1","plain"],"copy":"at-1"}"#;
+        let t = parse_token_response(200, None, body.as_bytes(), &s).expect("ok");
+        assert_eq!(t.access_token.expose(), "at-1");
+        assert_eq!(t.extra, BTreeMap::from([("data.2".to_owned(), "plain".to_owned())]), "{:?}", t.extra);
+
+        // In an object, `0` and `00` are different keys: the other one is kept.
+        let s = mapped(serde_json::json!({"access_token": "data.0"}), &["data.00"]);
+        let t = parse_token_response(200, None, br#"{"data":{"0":"at-2","00":"team-7"}}"#, &s).expect("ok");
+        assert_eq!(t.extra, BTreeMap::from([("data.00".to_owned(), "team-7".to_owned())]));
     }
 }
