@@ -11,7 +11,7 @@ use latchkey_core::settings::OAuthSettings;
 use latchkey_core::{Secret, Timestamp};
 
 use crate::OAuthError;
-use crate::error::{MAX_DESCRIPTION_CHARS, MAX_ERROR_CODE_CHARS, sanitize};
+use crate::error::{MAX_UNSCRUBBED_CHARS, cap, sanitize};
 
 /// The longest value kept from a token response for `keep_response_fields`, in characters.
 pub const MAX_KEPT_VALUE_CHARS: usize = 1000;
@@ -220,12 +220,14 @@ fn oauth_error(status: u16, fields: &Fields) -> Option<OAuthError> {
     }
     let error = fields
         .text("error")
-        .map(|e| sanitize(&e, MAX_ERROR_CODE_CHARS))
+        .map(|e| sanitize(&e, MAX_UNSCRUBBED_CHARS))
         .filter(|e| !e.is_empty())
         // An `error` that is an object or an array: some providers nest their own format there.
         .unwrap_or_else(|| "unrecognized_error".to_owned());
+    // Not cut to length yet: an echoed secret is blanked out first, then the text is cut ([`cap`]), so that no
+    // part of a secret survives at the cut.
     let description =
-        fields.text("error_description").map(|d| sanitize(&d, MAX_DESCRIPTION_CHARS)).filter(|d| !d.trim().is_empty());
+        fields.text("error_description").map(|d| sanitize(&d, MAX_UNSCRUBBED_CHARS)).filter(|d| !d.trim().is_empty());
     Some(OAuthError::Rejected { status, error, description })
 }
 
@@ -252,6 +254,17 @@ fn oauth_error(status: u16, fields: &Fields) -> Option<OAuthError> {
 /// As listed above. No error contains a token: the body is only ever quoted through `error` and
 /// `error_description`.
 pub fn parse_token_response(
+    status: u16,
+    content_type: Option<&str>,
+    body: &[u8],
+    settings: &OAuthSettings,
+) -> Result<TokenResponse, OAuthError> {
+    token_response_uncut(status, content_type, body, settings).map_err(cap)
+}
+
+/// [`parse_token_response`] with the provider's `error` and `error_description` not yet cut to length: the
+/// request's secrets are blanked out of them first (`flow::finish_error`), which then cuts them.
+pub(crate) fn token_response_uncut(
     status: u16,
     content_type: Option<&str>,
     body: &[u8],
@@ -387,6 +400,16 @@ const MAX_DEVICE_TEXT_CHARS: usize = 2000;
 /// [`OAuthError::Rejected`]; a 2xx answer without `device_code`, `user_code`, `verification_uri` or
 /// `expires_in`: [`OAuthError::InvalidResponse`].
 pub fn parse_device_authorization(
+    status: u16,
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Result<DeviceAuthorization, OAuthError> {
+    device_authorization_uncut(status, content_type, body).map_err(cap)
+}
+
+/// [`parse_device_authorization`] with the provider's error text not yet cut to length (see
+/// [`token_response_uncut`]).
+pub(crate) fn device_authorization_uncut(
     status: u16,
     content_type: Option<&str>,
     body: &[u8],
@@ -553,7 +576,7 @@ mod tests {
         let err =
             parse(400, None, &format!(r#"{{"error":"invalid_request","error_description":"{long}"}}"#)).expect_err("e");
         let OAuthError::Rejected { description: Some(d), .. } = err else { panic!("{err:?}") };
-        assert_eq!(d.chars().count(), MAX_DESCRIPTION_CHARS);
+        assert_eq!(d.chars().count(), crate::error::MAX_DESCRIPTION_CHARS);
     }
 
     #[test]
