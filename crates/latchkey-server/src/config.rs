@@ -22,12 +22,19 @@ pub struct Settings {
     #[arg(long, env = "LATCHKEY_LISTEN", default_value = "127.0.0.1:8080", global = true)]
     pub listen: SocketAddr,
 
-    /// Database URL: `sqlite://path` (the default, created on first run) or `postgres://...`.
-    #[arg(long, env = "LATCHKEY_DATABASE_URL", default_value = "sqlite://latchkey-data/latchkey.db", global = true)]
+    /// Database URL: `sqlite://path` (the default, created on first run) or `postgres://...`. Its value may hold a
+    /// password, so help never shows it.
+    #[arg(
+        long,
+        env = "LATCHKEY_DATABASE_URL",
+        default_value = "sqlite://latchkey-data/latchkey.db",
+        global = true,
+        hide_env_values = true
+    )]
     pub database: String,
 
     /// The URL people and providers reach this server at; the default redirect URI is `{public-url}/oauth2/callback`.
-    #[arg(long, env = "LATCHKEY_PUBLIC_URL", global = true)]
+    #[arg(long, env = "LATCHKEY_PUBLIC_URL", global = true, hide_env_values = true)]
     pub public_url: Option<String>,
 
     /// File holding the master key (generated with mode 0600 on first run). Ignored when LATCHKEY_MASTER_KEY is set.
