@@ -52,6 +52,7 @@ pub fn is_metadata_host(host: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use std::net::Ipv4Addr;
     use std::str::FromStr;
     use std::sync::Arc;
 
@@ -135,5 +136,12 @@ mod tests {
             assert!(matches!(check_url(&url, &open()), Err(OAuthError::Refused { .. })), "{name}");
         }
         assert!(resolved(open(), vec!["8.8.8.8".parse().expect("ip")], "idp.example").await.is_ok());
+        for (addr, _) in METADATA_V4 {
+            let named = OutboundPolicy {
+                allow_list: AllowList::parse(&Ipv4Addr::from(*addr).to_string()).expect("list"),
+                ..open()
+            };
+            assert!(resolved(named, vec![IpAddr::from(*addr)], "idp.example").await.is_ok(), "named exactly: opened");
+        }
     }
 }
