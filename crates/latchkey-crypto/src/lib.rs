@@ -18,5 +18,5 @@ pub mod tokens;
 pub use error::CryptoError;
 pub use keyfile::{KeySource, LoadedKeyring, append_key, load_keyring, read_key_file, remove_key};
 pub use keyring::{Aad, KeyId, Keyring, MasterKey};
-pub use password::{dummy_verify, hash_password, verify_password};
+pub use password::{PasswordMemory, dummy_verify, dummy_verify_in, hash_password, verify_password, verify_password_in};
 pub use tokens::{constant_time_eq, digest, random_token};

@@ -15,6 +15,10 @@ pub(crate) const MAX_DESCRIPTION_CHARS: usize = 300;
 /// The longest `error` code kept from a provider, in characters.
 pub(crate) const MAX_ERROR_CODE_CHARS: usize = 100;
 
+/// The longest provider text held before the request's secrets are blanked out of it and it is cut to
+/// [`MAX_DESCRIPTION_CHARS`] or [`MAX_ERROR_CODE_CHARS`] (the body itself is capped by the client).
+pub(crate) const MAX_UNSCRUBBED_CHARS: usize = 64 * 1024;
+
 /// A failed conversation with a provider.
 ///
 /// The messages of [`OAuthError::Unavailable`] and [`OAuthError::InvalidResponse`] are predicates written to
@@ -153,13 +157,60 @@ pub(crate) fn sanitize(text: &str, max_chars: usize) -> String {
 /// error codes) and are too weak to be worth hiding.
 const MIN_REDACTED_LEN: usize = 6;
 
-/// `text` with every occurrence of each secret replaced by `[redacted]`. Secrets shorter than six characters
-/// are skipped.
+/// The provider's `error` and `error_description` cut to their lengths ([`MAX_ERROR_CODE_CHARS`],
+/// [`MAX_DESCRIPTION_CHARS`]). Call it only after the request's secrets are blanked out ([`redact`]).
+pub(crate) fn cap(err: OAuthError) -> OAuthError {
+    match err {
+        OAuthError::Rejected { status, error, description } => OAuthError::Rejected {
+            status,
+            error: sanitize(&error, MAX_ERROR_CODE_CHARS),
+            description: description.map(|d| sanitize(&d, MAX_DESCRIPTION_CHARS)),
+        },
+        other => other,
+    }
+}
+
+/// The ways a secret sent in a request may come back in a provider's text: as it is, or URL-encoded (`+` or
+/// `%20` for a space, upper- or lower-case hex, RFC 3986 unreserved characters kept or escaped).
+fn spellings(secret: &str) -> Vec<String> {
+    let unreserved = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~');
+    let mut forms = vec![secret.to_owned(), url::form_urlencoded::byte_serialize(secret.as_bytes()).collect()];
+    for upper in [true, false] {
+        forms.push(percent_encode(secret, unreserved, upper));
+        forms.push(percent_encode(secret, |b| b.is_ascii_alphanumeric(), upper));
+        forms.push(percent_encode(secret, |b| unreserved(b) && b != b'~', upper).replace("%20", "+"));
+    }
+    forms.sort();
+    forms.dedup();
+    // Longest first, so that a longer spelling is not half-replaced through a shorter one it contains.
+    forms.sort_by_key(|f| std::cmp::Reverse(f.len()));
+    forms
+}
+
+/// Percent-encodes every byte of `text` that `keep` does not keep, with upper- or lower-case hex digits.
+fn percent_encode(text: &str, keep: impl Fn(u8) -> bool, upper: bool) -> String {
+    let mut out = String::with_capacity(text.len() * 3);
+    for byte in text.bytes() {
+        if keep(byte) {
+            out.push(char::from(byte));
+        } else if upper {
+            let _ = write!(out, "%{byte:02X}");
+        } else {
+            let _ = write!(out, "%{byte:02x}");
+        }
+    }
+    out
+}
+
+/// `text` with every occurrence of each secret, in each of its URL-encoded spellings, replaced by `[redacted]`.
+/// Secrets shorter than six characters are skipped. Call it before cutting the text to length.
 pub(crate) fn redact(text: &str, secrets: &[&str]) -> String {
     let mut out = text.to_owned();
     for secret in secrets.iter().filter(|s| s.len() >= MIN_REDACTED_LEN) {
-        if out.contains(secret) {
-            out = out.replace(secret, "[redacted]");
+        for spelling in spellings(secret) {
+            if out.contains(&spelling) {
+                out = out.replace(&spelling, "[redacted]");
+            }
         }
     }
     out
@@ -255,5 +306,14 @@ mod tests {
             "code [redacted] is bad, [redacted]!"
         );
         assert_eq!(human_duration(Duration::from_millis(300)), "300 ms");
+    }
+
+    #[test]
+    fn redact_removes_url_encoded_echoes() {
+        let secret = "s3cr/t+v@l ue~x";
+        for echo in ["s3cr%2Ft%2Bv%40l+ue%7Ex", "s3cr%2Ft%2Bv%40l%20ue~x", "s3cr%2ft%2bv%40l%20ue%7ex", secret] {
+            let out = redact(&format!("bad client {echo}!"), &[secret]);
+            assert_eq!(out, "bad client [redacted]!", "{echo}");
+        }
     }
 }

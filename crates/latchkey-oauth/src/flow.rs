@@ -15,8 +15,8 @@ use latchkey_core::Secret;
 use latchkey_core::settings::{ClientAuth, OAuthSettings, TokenRequestFormat};
 
 use crate::client::RequestBody;
-use crate::error::{MAX_DESCRIPTION_CHARS, MAX_ERROR_CODE_CHARS, redact, sanitize};
-use crate::response::{TokenResponse, parse_token_response};
+use crate::error::{MAX_DESCRIPTION_CHARS, MAX_ERROR_CODE_CHARS, cap, redact, sanitize};
+use crate::response::{TokenResponse, token_response_uncut};
 use crate::{HttpClient, OAuthError};
 
 /// A PKCE code verifier and its `S256` challenge (RFC 7636 §4.1, §4.2).
@@ -167,7 +167,7 @@ pub fn describe_provider_error(error: &str, description: Option<&str>) -> String
 /// never replace one latchkey set).
 ///
 /// # Errors
-/// Any [`OAuthError`]; see [`parse_token_response`] for how answers are judged.
+/// Any [`OAuthError`]; see [`crate::parse_token_response`] for how answers are judged.
 pub async fn exchange_code(
     http: &HttpClient,
     settings: &OAuthSettings,
@@ -240,7 +240,7 @@ pub async fn revoke(
     if (200..300).contains(&response.status) {
         return Ok(());
     }
-    let err = parse_token_response(response.status, response.content_type.as_deref(), &response.body, settings)
+    let err = token_response_uncut(response.status, response.content_type.as_deref(), &response.body, settings)
         .err()
         .unwrap_or_else(|| OAuthError::Rejected {
             status: response.status,
@@ -301,7 +301,15 @@ pub(crate) struct TokenRequest<'a> {
 
 impl<'a> TokenRequest<'a> {
     pub(crate) fn new(settings: &'a OAuthSettings, client_secret: Option<&'a Secret>) -> Self {
-        let secrets = client_secret.cloned().into_iter().collect();
+        let mut secrets: Vec<Secret> = client_secret.cloned().into_iter().collect();
+        if let Some(secret) = client_secret {
+            // A provider may echo the `Authorization: Basic` credentials it refuses, whichever way the client
+            // authenticates: both spellings (RFC 6749 §2.3.1 form-encodes id and secret first; many do not).
+            let id = &settings.client_id;
+            let form = |text: &str| byte_serialize(text.as_bytes()).collect::<String>();
+            secrets.push(Secret::new(STANDARD.encode(format!("{id}:{}", secret.expose()))));
+            secrets.push(Secret::new(STANDARD.encode(format!("{}:{}", form(id), form(secret.expose())))));
+        }
         let format = settings.token_request_format;
         Self { settings, client_secret, params: Vec::new(), format, authorization: None, secrets }
     }
@@ -393,7 +401,7 @@ impl<'a> TokenRequest<'a> {
         let settings = self.settings;
         let secrets = self.secrets.clone();
         let response = self.send(http, endpoint).await?;
-        parse_token_response(response.status, response.content_type.as_deref(), &response.body, settings)
+        token_response_uncut(response.status, response.content_type.as_deref(), &response.body, settings)
             .map_err(|err| finish_error(err, response.retry_after, &secrets))
     }
 }
@@ -406,7 +414,8 @@ pub(crate) fn finish_error(
     secrets: &[Secret],
 ) -> OAuthError {
     let secrets: Vec<&str> = secrets.iter().map(Secret::expose).collect();
-    match err {
+    // Blank out first, then cut: a cut made first could leave the start of a secret that no longer matches.
+    let err = match err {
         OAuthError::Rejected { status, error, description } => OAuthError::Rejected {
             status,
             error: redact(&error, &secrets),
@@ -417,7 +426,8 @@ pub(crate) fn finish_error(
         }
         OAuthError::InvalidResponse { message } => OAuthError::InvalidResponse { message: redact(&message, &secrets) },
         OAuthError::Refused { message } => OAuthError::Refused { message: redact(&message, &secrets) },
-    }
+    };
+    cap(err)
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use latchkey_core::Secret;
 use latchkey_core::settings::OAuthSettings;
 
 use crate::flow::{TokenRequest, finish_error};
-use crate::response::{DeviceAuthorization, TokenResponse, parse_device_authorization};
+use crate::response::{DeviceAuthorization, TokenResponse, device_authorization_uncut};
 use crate::{HttpClient, OAuthError};
 
 /// The `grant_type` of a device access token request (RFC 8628 §3.4).
@@ -59,7 +59,7 @@ pub async fn start_device_authorization(
     }
     let secrets = request.secrets.clone();
     let response = request.send(http, endpoint).await?;
-    parse_device_authorization(response.status, response.content_type.as_deref(), &response.body)
+    device_authorization_uncut(response.status, response.content_type.as_deref(), &response.body)
         .map_err(|err| finish_error(err, response.retry_after, &secrets))
 }
 
@@ -118,6 +118,7 @@ pub async fn poll_device_token(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::parse_device_authorization;
 
     fn rejected(error: &str) -> Result<TokenResponse, OAuthError> {
         Err(OAuthError::Rejected { status: 400, error: error.to_owned(), description: None })

@@ -11,7 +11,7 @@
 //!
 //! What is refused: every address that is not globally reachable unicast ([`is_forbidden_ip`]), unless
 //! `--allow-private-networks` is on or the allow-list opens it; and the cloud metadata addresses
-//! ([`is_metadata_ip`]) always, unless the allow-list names that very address.
+//! ([`is_metadata_ip`], [`is_metadata_host`]) always, unless the allow-list names that very address.
 
 use std::fmt;
 use std::future::Future;
@@ -24,6 +24,10 @@ use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use url::{Host, Url};
 
 use crate::{OAuthError, OutboundPolicy};
+
+mod metadata;
+
+pub use metadata::{METADATA_HOSTS, METADATA_V4, METADATA_V6, is_metadata_host, is_metadata_ip};
 
 /// Whether `ip` is an address latchkey must not contact unless private networks are allowed: anything that is
 /// not a globally reachable unicast address.
@@ -116,20 +120,6 @@ fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
         return Some(Ipv4Addr::from(((bits >> 80) & 0xffff_ffff) as u32));
     }
     None
-}
-
-/// The cloud metadata endpoints (AWS, Azure, GCP, Oracle `169.254.169.254`; AWS ECS `169.254.170.2`; AWS DNS
-/// `169.254.169.253`; Alibaba `100.100.100.200`; AWS IPv6 `fd00:ec2::254` and `fd00:ec2::23`). They hand out
-/// cloud credentials, so neither `--allow-private-networks` nor an allow-listed network opens them: only an
-/// allow-list entry naming the exact address does.
-#[must_use]
-pub fn is_metadata_ip(ip: IpAddr) -> bool {
-    const V4: [[u8; 4]; 4] = [[169, 254, 169, 254], [169, 254, 170, 2], [169, 254, 169, 253], [100, 100, 100, 200]];
-    const V6: [[u16; 8]; 2] = [[0xfd00, 0x0ec2, 0, 0, 0, 0, 0, 0x0254], [0xfd00, 0x0ec2, 0, 0, 0, 0, 0, 0x0023]];
-    match canonical(ip) {
-        IpAddr::V4(v4) => V4.contains(&v4.octets()),
-        IpAddr::V6(v6) => V6.contains(&v6.segments()),
-    }
 }
 
 /// An IPv6 address that carries an IPv4 one (mapped, compatible, NAT64, 6to4) as that IPv4 address.
@@ -252,6 +242,11 @@ pub fn decide(ip: IpAddr, host: Option<&str>, policy: &OutboundPolicy) -> Result
         Some(host) => format!("the host {host} resolves to {ip}, which is"),
         None => format!("{ip} is"),
     };
+    if let Some(host) = host.filter(|h| is_metadata_host(h)) {
+        return Err(format!(
+            "the host {host} (resolving to {ip}) is a cloud metadata host name; latchkey never contacts it"
+        ));
+    }
     if is_metadata_ip(ip) {
         if policy.allow_list.names_ip(ip) {
             return Ok(());
@@ -285,6 +280,9 @@ pub fn check_url(url: &Url, policy: &OutboundPolicy) -> Result<(), OAuthError> {
     let refuse = |message: String| Err(OAuthError::Refused { message });
     let ip = match url.host() {
         None => return refuse("the URL has no host".to_owned()),
+        Some(Host::Domain(host)) if is_metadata_host(host) => {
+            return refuse(format!("{host} is a cloud metadata host name; latchkey never contacts it"));
+        }
         Some(Host::Domain(_)) => None,
         Some(Host::Ipv4(v4)) => Some(IpAddr::V4(v4)),
         Some(Host::Ipv6(v6)) => Some(IpAddr::V6(v6)),
@@ -575,7 +573,15 @@ mod tests {
 
     #[test]
     fn metadata_addresses_stay_closed_unless_named_exactly() {
-        for addr in ["169.254.169.254", "::ffff:169.254.169.254", "169.254.170.2", "100.100.100.200", "fd00:ec2::254"] {
+        for addr in [
+            "169.254.169.254",
+            "::ffff:169.254.169.254",
+            "169.254.170.2",
+            "100.100.100.200",
+            "fd00:ec2::254",
+            "168.63.129.16",
+            "192.0.0.192",
+        ] {
             assert!(is_metadata_ip(ip(addr)), "{addr}");
             assert!(decide(ip(addr), None, &with_list(true, "")).is_err(), "{addr} with private networks allowed");
             assert!(

@@ -26,8 +26,8 @@ pub use flow::{
 };
 pub use grants::{DEVICE_CODE_GRANT, DevicePoll, client_credentials, poll_device_token, start_device_authorization};
 pub use guard::{
-    AllowList, Lookup, LookupFuture, SystemLookup, check_browser_url, check_url, decide, is_forbidden_ip,
-    is_metadata_ip,
+    AllowList, Lookup, LookupFuture, METADATA_HOSTS, METADATA_V4, METADATA_V6, SystemLookup, check_browser_url,
+    check_url, decide, is_forbidden_ip, is_metadata_host, is_metadata_ip,
 };
 pub use response::{
     DeviceAuthorization, MAX_KEPT_VALUE_CHARS, TokenResponse, parse_device_authorization, parse_token_response,

@@ -11,7 +11,7 @@ use latchkey_core::settings::OAuthSettings;
 use latchkey_core::{Secret, Timestamp};
 
 use crate::OAuthError;
-use crate::error::{MAX_DESCRIPTION_CHARS, MAX_ERROR_CODE_CHARS, sanitize};
+use crate::error::{MAX_UNSCRUBBED_CHARS, cap, sanitize};
 
 /// The longest value kept from a token response for `keep_response_fields`, in characters.
 pub const MAX_KEPT_VALUE_CHARS: usize = 1000;
@@ -69,6 +69,17 @@ impl Found<'_> {
             Found::Json(Value::String(s)) => Some(s),
             Found::Json(_) => None,
             Found::Text(s) => Some(s),
+        }
+    }
+
+    /// Whether both values are the very same place in the answer: the same JSON node, or the same form pair.
+    /// Paths are compared after they are resolved, not as text: `data.00` and `data.0` index the same array
+    /// item, while in an object they name different keys.
+    fn same_place(&self, other: &Found<'_>) -> bool {
+        match (self, other) {
+            (Found::Json(a), Found::Json(b)) => std::ptr::eq(*a, *b),
+            (Found::Text(a), Found::Text(b)) => std::ptr::eq(*a, *b),
+            _ => false,
         }
     }
 
@@ -209,12 +220,14 @@ fn oauth_error(status: u16, fields: &Fields) -> Option<OAuthError> {
     }
     let error = fields
         .text("error")
-        .map(|e| sanitize(&e, MAX_ERROR_CODE_CHARS))
+        .map(|e| sanitize(&e, MAX_UNSCRUBBED_CHARS))
         .filter(|e| !e.is_empty())
         // An `error` that is an object or an array: some providers nest their own format there.
         .unwrap_or_else(|| "unrecognized_error".to_owned());
+    // Not cut to length yet: an echoed secret is blanked out first, then the text is cut ([`cap`]), so that no
+    // part of a secret survives at the cut.
     let description =
-        fields.text("error_description").map(|d| sanitize(&d, MAX_DESCRIPTION_CHARS)).filter(|d| !d.trim().is_empty());
+        fields.text("error_description").map(|d| sanitize(&d, MAX_UNSCRUBBED_CHARS)).filter(|d| !d.trim().is_empty());
     Some(OAuthError::Rejected { status, error, description })
 }
 
@@ -241,6 +254,17 @@ fn oauth_error(status: u16, fields: &Fields) -> Option<OAuthError> {
 /// As listed above. No error contains a token: the body is only ever quoted through `error` and
 /// `error_description`.
 pub fn parse_token_response(
+    status: u16,
+    content_type: Option<&str>,
+    body: &[u8],
+    settings: &OAuthSettings,
+) -> Result<TokenResponse, OAuthError> {
+    token_response_uncut(status, content_type, body, settings).map_err(cap)
+}
+
+/// [`parse_token_response`] with the provider's `error` and `error_description` not yet cut to length: the
+/// request's secrets are blanked out of them first (`flow::finish_error`), which then cuts them.
+pub(crate) fn token_response_uncut(
     status: u16,
     content_type: Option<&str>,
     body: &[u8],
@@ -302,15 +326,12 @@ pub fn parse_token_response(
         (None, None) => settings.default_expires_in,
         (given, _) => given,
     };
-    let extra = settings
-        .keep_response_fields
-        .iter()
-        .filter(|kept| kept.as_str() != access_path && kept.as_str() != refresh_path)
-        .filter_map(|kept| {
-            let value = fields.text(kept)?;
-            Some((kept.clone(), sanitize(&value, MAX_KEPT_VALUE_CHARS)))
-        })
-        .collect();
+    let extra = kept_fields(
+        &fields,
+        settings,
+        &[access_path, refresh_path],
+        [Some(&access_token), refresh_token.as_ref().map(Secret::expose)],
+    );
     Ok(TokenResponse {
         access_token: Secret::new(access_token),
         token_type,
@@ -320,6 +341,33 @@ pub fn parse_token_response(
         scope: fields.scope(path("scope")),
         extra,
     })
+}
+
+/// The values of `settings.keep_response_fields` in `fields`, never a token: a kept path that resolves to the
+/// same place as a token's path (`token_paths`), however it is spelled, is skipped, and so is a value equal to a
+/// token.
+fn kept_fields(
+    fields: &Fields,
+    settings: &OAuthSettings,
+    token_paths: &[&str],
+    tokens: [Option<&str>; 2],
+) -> BTreeMap<String, String> {
+    let token_places: Vec<Found<'_>> = token_paths.iter().filter_map(|p| fields.at(p)).collect();
+    settings
+        .keep_response_fields
+        .iter()
+        .filter_map(|kept| {
+            let found = fields.at(kept)?;
+            if token_paths.contains(&kept.as_str()) || token_places.iter().any(|t| t.same_place(&found)) {
+                return None;
+            }
+            let value = found.text()?;
+            if tokens.iter().flatten().any(|token| *token == value) {
+                return None;
+            }
+            Some((kept.clone(), sanitize(&value, MAX_KEPT_VALUE_CHARS)))
+        })
+        .collect()
 }
 
 /// The answer of a device authorization endpoint (RFC 8628 §3.2). `Debug` shows no device code: it is a
@@ -352,6 +400,16 @@ const MAX_DEVICE_TEXT_CHARS: usize = 2000;
 /// [`OAuthError::Rejected`]; a 2xx answer without `device_code`, `user_code`, `verification_uri` or
 /// `expires_in`: [`OAuthError::InvalidResponse`].
 pub fn parse_device_authorization(
+    status: u16,
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Result<DeviceAuthorization, OAuthError> {
+    device_authorization_uncut(status, content_type, body).map_err(cap)
+}
+
+/// [`parse_device_authorization`] with the provider's error text not yet cut to length (see
+/// [`token_response_uncut`]).
+pub(crate) fn device_authorization_uncut(
     status: u16,
     content_type: Option<&str>,
     body: &[u8],
@@ -518,7 +576,7 @@ mod tests {
         let err =
             parse(400, None, &format!(r#"{{"error":"invalid_request","error_description":"{long}"}}"#)).expect_err("e");
         let OAuthError::Rejected { description: Some(d), .. } = err else { panic!("{err:?}") };
-        assert_eq!(d.chars().count(), MAX_DESCRIPTION_CHARS);
+        assert_eq!(d.chars().count(), crate::error::MAX_DESCRIPTION_CHARS);
     }
 
     #[test]
@@ -630,5 +688,22 @@ mod tests {
         assert_eq!(t.extra.get("long").map(|v| v.chars().count()), Some(MAX_KEPT_VALUE_CHARS));
         assert!(!t.extra.contains_key("nested") && !t.extra.contains_key("missing"));
         assert!(!t.extra.contains_key("access_token"));
+    }
+
+    #[test]
+    fn a_kept_path_spelled_differently_never_reaches_a_token() {
+        let s = mapped(
+            serde_json::json!({"access_token": "data.0", "refresh_token": "data.1"}),
+            &["data.00", "data.+0", "data.01", "data.0", "data.2", "copy"],
+        );
+        let body = r#"{"data":["at-1","rt-1","plain"],"copy":"at-1"}"#;
+        let t = parse_token_response(200, None, body.as_bytes(), &s).expect("ok");
+        assert_eq!(t.access_token.expose(), "at-1");
+        assert_eq!(t.extra, BTreeMap::from([("data.2".to_owned(), "plain".to_owned())]), "{:?}", t.extra);
+
+        // In an object, `0` and `00` are different keys: the other one is kept.
+        let s = mapped(serde_json::json!({"access_token": "data.0"}), &["data.00"]);
+        let t = parse_token_response(200, None, br#"{"data":{"0":"at-2","00":"team-7"}}"#, &s).expect("ok");
+        assert_eq!(t.extra, BTreeMap::from([("data.00".to_owned(), "team-7".to_owned())]));
     }
 }

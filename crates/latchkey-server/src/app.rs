@@ -78,7 +78,11 @@ impl Application {
             let _ = config.public_url.set_port(Some(bound.port()));
         }
         let api_limits = ApiRateLimiter::new(config.api_rate_limit);
-        let login_limits = crate::web::login_limits::LoginLimiter::with_burst(config.login_burst);
+        let login_limits = crate::web::login_limits::LoginLimiter::new(config.login.burst, config.login.refill);
+        let password_checks = crate::service::password_checks::PasswordChecks::new(
+            config.login.password_checks,
+            config.login.password_queue_wait,
+        );
         let audit = crate::audit::AuditLog::new(Arc::clone(&store), Arc::clone(&clock));
         let state = Arc::new(AppState {
             config,
@@ -89,6 +93,7 @@ impl Application {
             tokens,
             api_limits,
             login_limits,
+            password_checks,
             audit,
             shutdown: CancellationToken::new(),
         });

@@ -44,8 +44,8 @@ pub enum Command {
         /// Refresh first even when the token is not due.
         #[arg(long)]
         force_refresh: bool,
-        /// The server's URL.
-        #[arg(long, env = "LATCHKEY_URL", default_value = "http://127.0.0.1:8080")]
+        /// The server's URL (help never shows its value: a URL may carry credentials).
+        #[arg(long, env = "LATCHKEY_URL", default_value = "http://127.0.0.1:8080", hide_env_values = true)]
         url: String,
     },
 }
@@ -258,4 +258,42 @@ async fn fetch_token(base: &str, handle: &str, force: bool) -> anyhow::Result<Ex
     let message = body.get("error").and_then(serde_json::Value::as_str).unwrap_or("the server gave no reason");
     eprintln!("error: {message} (HTTP {})", status.as_u16());
     Ok(ExitCode::FAILURE)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    use super::Cli;
+
+    /// Whether a setting's variable may hold a credential: a URL (user information), a token, a secret, a key or
+    /// a password.
+    fn may_hold_a_secret(variable: &str) -> bool {
+        let name = variable.strip_prefix("LATCHKEY_").unwrap_or(variable);
+        name.ends_with("URL") || ["TOKEN", "SECRET", "KEY", "PASSWORD"].iter().any(|w| name.contains(w))
+    }
+
+    fn settings_that_may_hold_a_secret(command: &clap::Command, found: &mut Vec<(String, bool)>) {
+        for arg in command.get_arguments() {
+            if let Some(variable) = arg.get_env().map(|v| v.to_string_lossy().into_owned())
+                && may_hold_a_secret(&variable)
+            {
+                found.push((variable, arg.is_hide_env_values_set()));
+            }
+        }
+        for sub in command.get_subcommands() {
+            settings_that_may_hold_a_secret(sub, found);
+        }
+    }
+
+    #[test]
+    fn help_never_shows_the_value_of_a_setting_that_may_hold_a_secret() {
+        let mut found = Vec::new();
+        settings_that_may_hold_a_secret(&Cli::command(), &mut found);
+        for variable in ["LATCHKEY_DATABASE_URL", "LATCHKEY_METRICS_TOKEN", "LATCHKEY_URL"] {
+            assert!(found.iter().any(|(v, _)| v == variable), "{variable} is not a setting any more: {found:?}");
+        }
+        let shown: Vec<&String> = found.iter().filter(|(_, hidden)| !hidden).map(|(v, _)| v).collect();
+        assert!(shown.is_empty(), "help would show the values of {shown:?}: add hide_env_values = true");
+    }
 }

@@ -2,7 +2,7 @@
 //! both; the flag wins). Built once in `main` and passed in; there is no global configuration.
 
 use std::net::SocketAddr;
-use std::num::NonZeroU32;
+use std::num::{NonZeroU32, NonZeroUsize};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -13,6 +13,7 @@ use latchkey_oauth::AllowList;
 use url::Url;
 
 use crate::tokens::RefreshTuning;
+use crate::web::client_address::TrustedProxies;
 
 /// The settings every command that touches the database or the keys shares (CONTRACT.md "Settings").
 #[derive(Debug, Clone, Args)]
@@ -21,12 +22,19 @@ pub struct Settings {
     #[arg(long, env = "LATCHKEY_LISTEN", default_value = "127.0.0.1:8080", global = true)]
     pub listen: SocketAddr,
 
-    /// Database URL: `sqlite://path` (the default, created on first run) or `postgres://...`.
-    #[arg(long, env = "LATCHKEY_DATABASE_URL", default_value = "sqlite://latchkey-data/latchkey.db", global = true)]
+    /// Database URL: `sqlite://path` (the default, created on first run) or `postgres://...`. Its value may hold a
+    /// password, so help never shows it.
+    #[arg(
+        long,
+        env = "LATCHKEY_DATABASE_URL",
+        default_value = "sqlite://latchkey-data/latchkey.db",
+        global = true,
+        hide_env_values = true
+    )]
     pub database: String,
 
     /// The URL people and providers reach this server at; the default redirect URI is `{public-url}/oauth2/callback`.
-    #[arg(long, env = "LATCHKEY_PUBLIC_URL", global = true)]
+    #[arg(long, env = "LATCHKEY_PUBLIC_URL", global = true, hide_env_values = true)]
     pub public_url: Option<String>,
 
     /// File holding the master key (generated with mode 0600 on first run). Ignored when LATCHKEY_MASTER_KEY is set.
@@ -59,10 +67,15 @@ pub struct Settings {
     #[arg(long, env = "LATCHKEY_API_RATE_LIMIT", default_value_t = 100, global = true)]
     pub api_rate_limit: u32,
 
-    /// How many log-in attempts one client address, or one username, may make at once; after that one more
-    /// every 6 seconds.
+    /// How many log-in attempts one client address (an IPv6 /64) may make at once; after that one more every 6
+    /// seconds. A username takes ten times as many from all addresses together.
     #[arg(long, env = "LATCHKEY_LOGIN_BURST", default_value_t = 10, global = true)]
     pub login_burst: u32,
+
+    /// Reverse proxies whose `X-Forwarded-For` or `Forwarded: for=` names the client (comma-separated CIDRs or
+    /// addresses). Only a connection from inside one of them is believed; by default none is.
+    #[arg(long, env = "LATCHKEY_TRUSTED_PROXIES", global = true)]
+    pub trusted_proxies: Option<String>,
 
     /// How long an authorization link stays valid, in seconds.
     #[arg(long, env = "LATCHKEY_AUTHORIZATION_LINK_TTL_SECS", default_value_t = 600, global = true)]
@@ -149,6 +162,34 @@ pub fn key_source(settings: &Settings) -> KeySource {
     }
 }
 
+/// How log-ins are throttled and how many password checks run at once (docs/decisions.md, "Log-in throttling").
+#[derive(Debug, Clone)]
+pub struct LoginConfig {
+    /// Attempts allowed at once per client address, and per address and username that logged in before; a
+    /// username takes ten times as many from all other addresses together.
+    pub burst: NonZeroU32,
+    /// One more attempt every this long (a username's bucket refills ten times as fast).
+    pub refill: Duration,
+    /// The proxies whose forwarding headers name the client.
+    pub trusted_proxies: TrustedProxies,
+    /// How many password checks (argon2id, 19 MiB each) run at once: the number of cores.
+    pub password_checks: NonZeroUsize,
+    /// How long a log-in waits for its turn at a password check before it is answered "try again" (503).
+    pub password_queue_wait: Duration,
+}
+
+impl Default for LoginConfig {
+    fn default() -> Self {
+        Self {
+            burst: NonZeroU32::new(10).unwrap_or(NonZeroU32::MIN),
+            refill: Duration::from_secs(6),
+            trusted_proxies: TrustedProxies::default(),
+            password_checks: std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN),
+            password_queue_wait: Duration::from_secs(5),
+        }
+    }
+}
+
 /// The server's configuration after validation.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -166,8 +207,8 @@ pub struct Config {
     pub authorization_link_ttl: Duration,
     /// API requests a second per key.
     pub api_rate_limit: NonZeroU32,
-    /// Log-in attempts allowed at once per client address and per username.
-    pub login_burst: NonZeroU32,
+    /// Log-in throttling, trusted proxies and the bound on concurrent password checks.
+    pub login: LoginConfig,
     /// How often the device poller wakes to look for device authorizations due for a poll (their interval itself
     /// comes from the provider); one second, shorter in tests.
     pub device_poll_tick: Duration,
@@ -203,8 +244,13 @@ impl Config {
             authorization_link_ttl: Duration::from_secs(settings.authorization_link_ttl_secs),
             api_rate_limit: NonZeroU32::new(settings.api_rate_limit)
                 .ok_or_else(|| anyhow::anyhow!("--api-rate-limit must be at least 1"))?,
-            login_burst: NonZeroU32::new(settings.login_burst)
-                .ok_or_else(|| anyhow::anyhow!("--login-burst must be at least 1"))?,
+            login: LoginConfig {
+                burst: NonZeroU32::new(settings.login_burst)
+                    .ok_or_else(|| anyhow::anyhow!("--login-burst must be at least 1"))?,
+                trusted_proxies: TrustedProxies::parse(settings.trusted_proxies.as_deref().unwrap_or_default())
+                    .map_err(|e| anyhow::anyhow!("--trusted-proxies: {e}"))?,
+                ..LoginConfig::default()
+            },
             device_poll_tick: Duration::from_secs(1),
             ops: settings.ops.config()?,
         })
@@ -266,12 +312,17 @@ mod tests {
             ops: crate::ops::OpsFlags::default(),
             api_rate_limit: 100,
             login_burst: 10,
+            trusted_proxies: Some("10.0.0.0/8, ::1".into()),
         };
         let config = Config::from_settings(&settings).expect("valid");
+        assert!(config.login.trusted_proxies.contains("10.1.2.3".parse().expect("ip")));
+        let bad = Settings { trusted_proxies: Some("10.0.0.0/33".into()), ..settings.clone() };
+        let err = Config::from_settings(&bad).expect_err("not a network").to_string();
+        assert!(err.contains("--trusted-proxies"), "{err}");
         assert_eq!(config.default_redirect_uri(), "http://127.0.0.1:9999/oauth2/callback");
         assert_eq!(config.public_origin(), "http://127.0.0.1:9999");
         assert_eq!(config.outbound_allow.entries().len(), 2);
-        assert_eq!(config.login_burst.get(), 10);
+        assert_eq!(config.login.burst.get(), 10);
         let none = Settings { login_burst: 0, ..settings };
         let err = Config::from_settings(&none).expect_err("no log-in attempts at all").to_string();
         assert!(err.contains("--login-burst"), "{err}");

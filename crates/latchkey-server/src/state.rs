@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::limits::ApiRateLimiter;
 use crate::config::Config;
+use crate::service::password_checks::PasswordChecks;
 use crate::tokens::TokenService;
 use crate::web::login_limits::LoginLimiter;
 
@@ -27,6 +28,8 @@ pub struct AppState {
     pub audit: crate::audit::AuditLog,
     /// Log-in attempts per client address and per username.
     pub login_limits: LoginLimiter,
+    /// The bound on concurrent password checks (argon2id).
+    pub password_checks: PasswordChecks,
     /// Cancelled when the server shuts down; long-running tasks watch it.
     pub shutdown: CancellationToken,
 }

@@ -272,3 +272,57 @@ async fn proxy_settings_in_the_environment_are_ignored_by_outbound_requests() {
     assert_eq!(reached.load(std::sync::atomic::Ordering::SeqCst), 0, "nothing went through the proxy");
     server.stop().await;
 }
+
+/// The subcommands listed under "Commands:" in a help text (without `help` itself).
+fn subcommands_in(help: &str) -> Vec<String> {
+    help.lines()
+        .skip_while(|line| !line.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|line| !line.trim().is_empty())
+        .filter_map(|line| line.split_whitespace().next().map(str::to_owned))
+        .filter(|name| name != "help")
+        .collect()
+}
+
+#[tokio::test]
+async fn help_of_every_command_hides_the_values_of_settings_that_may_hold_secrets() {
+    let dir = tempfile::tempdir().expect("dir");
+    let sentinel = format!("SENTINEL{}", uuid::Uuid::new_v4().simple());
+    let values = [
+        ("LATCHKEY_DATABASE_URL", format!("postgres://latchkey:{sentinel}@127.0.0.1:9/latchkey")),
+        ("LATCHKEY_METRICS_TOKEN", format!("{sentinel}-metrics-token")),
+        ("LATCHKEY_URL", format!("http://user:{sentinel}@127.0.0.1:9")),
+        ("LATCHKEY_PUBLIC_URL", format!("http://user:{sentinel}@127.0.0.1:9")),
+    ];
+    let help = |path: Vec<String>| {
+        let mut command = latchkey(dir.path());
+        command.args(&path).arg("--help");
+        for (name, value) in &values {
+            command.env(name, value);
+        }
+        async move {
+            let output =
+                tokio::time::timeout(Duration::from_secs(60), command.output()).await.expect("exits").expect("output");
+            assert!(output.status.success(), "{path:?} --help failed");
+            let text = String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr);
+            (path, text)
+        }
+    };
+    let mut pending = vec![Vec::new()];
+    let mut checked = Vec::new();
+    // Bounded: the command tree is a few levels deep.
+    while let Some(path) = pending.pop() {
+        assert!(checked.len() < 100, "more commands than expected: {checked:?}");
+        let (path, text) = help(path).await;
+        assert!(!text.contains(&sentinel), "`latchkey {} --help` shows a secret setting's value", path.join(" "));
+        for sub in subcommands_in(&text) {
+            let mut deeper = path.clone();
+            deeper.push(sub);
+            pending.push(deeper);
+        }
+        checked.push(path.join(" "));
+    }
+    for command in ["serve", "users create", "api-keys create", "token", "keys rotate"] {
+        assert!(checked.iter().any(|c| c == command), "{command} was not checked: {checked:?}");
+    }
+}

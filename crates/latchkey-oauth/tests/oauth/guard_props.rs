@@ -110,7 +110,7 @@ proptest! {
 
     #[test]
     fn metadata_addresses_need_their_own_name(allow_private in any::<bool>()) {
-        for text in ["169.254.169.254", "169.254.170.2", "100.100.100.200", "fd00:ec2::254"] {
+        for text in ["169.254.169.254", "169.254.170.2", "100.100.100.200", "fd00:ec2::254", "168.63.129.16", "192.0.0.192"] {
             let ip: IpAddr = text.parse().expect("address");
             prop_assert!(!verdict(ip, &policy(allow_private, "0.0.0.0/0, ::/0")), "{}", text);
             prop_assert!(verdict(ip, &policy(allow_private, text)), "{}", text);

@@ -166,3 +166,93 @@ async fn a_host_that_never_completes_the_connection_hits_the_connect_timeout() {
     );
     drop((queued, listener));
 }
+
+/// Refreshes against a provider that answers 400 with `description`, and returns every way the error is shown.
+async fn shown_error(
+    description: &str,
+    settings_change: impl FnOnce(&mut latchkey_core::settings::OAuthSettings),
+) -> Vec<String> {
+    let provider = MockProvider::start().await;
+    provider.on(
+        "/token",
+        Canned::json(400, &serde_json::json!({"error": "invalid_client", "error_description": description})),
+    );
+    let mut settings = provider.settings();
+    settings_change(&mut settings);
+    let err = refresh(&local_client(), &settings, Some(&Secret::new(CLIENT_SECRET)), &Secret::new(REFRESH_TOKEN))
+        .await
+        .expect_err("rejected");
+    assert_eq!(provider.requests_to("/token").len(), 1);
+    vec![err.describe(&settings.token_url), err.to_string(), format!("{err:?}")]
+}
+
+const CLIENT_SECRET: &str = "cs/Secret+with spaces~and@signs";
+const REFRESH_TOKEN: &str = "rt-Straddling-The-Cut-0123456789";
+
+fn assert_no_trace_of_secrets(shown: &[String]) {
+    for text in shown {
+        for secret in [CLIENT_SECRET, REFRESH_TOKEN] {
+            // Not even a part: any 8 characters in a row of the secret.
+            let chars: Vec<char> = secret.chars().collect();
+            for piece in chars.windows(8) {
+                let piece: String = piece.iter().collect();
+                assert!(!text.contains(&piece), "a piece of a secret ({} chars) in {text}", piece.len());
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_secret_straddling_the_length_cut_leaves_no_part_behind() {
+    // The description is cut to 300 characters; the refresh token starts 10 characters before the cut.
+    let description = format!("{}{REFRESH_TOKEN} is not valid", "x".repeat(290));
+    let shown = shown_error(&description, |_| {}).await;
+    assert_no_trace_of_secrets(&shown);
+    assert!(shown[0].contains(&"x".repeat(290)), "the text before the secret stays: {}", shown[0]);
+}
+
+#[tokio::test]
+async fn url_encoded_echoes_of_a_secret_are_blanked() {
+    let plus: String = url::form_urlencoded::byte_serialize(CLIENT_SECRET.as_bytes()).collect();
+    let percent = plus.replace('+', "%20").replace("%7E", "~");
+    // Lower-case hex digits in the escapes only.
+    let lower = percent.split('%').enumerate().fold(String::new(), |mut out, (n, part)| {
+        if n > 0 {
+            out.push('%');
+            out.push_str(&part[..2].to_ascii_lowercase());
+            out.push_str(&part[2..]);
+        } else {
+            out.push_str(part);
+        }
+        out
+    });
+    assert_ne!(lower, percent);
+    let description = format!("client_secret={plus} (also {percent}, {lower}) refused");
+    let shown = shown_error(&description, |_| {}).await;
+    assert_no_trace_of_secrets(&shown);
+    for text in &shown {
+        for echo in [&plus, &percent, &lower] {
+            assert!(!text.contains(echo.as_str()), "{text}");
+        }
+    }
+    assert!(shown[0].contains("client_secret=[redacted] (also [redacted], [redacted]) refused"), "{}", shown[0]);
+}
+
+#[tokio::test]
+async fn basic_encoded_echoes_of_the_client_credentials_are_blanked() {
+    use base64::Engine as _;
+    let raw = base64::engine::general_purpose::STANDARD.encode(format!("client-1:{CLIENT_SECRET}"));
+    let form: String = url::form_urlencoded::byte_serialize(CLIENT_SECRET.as_bytes()).collect();
+    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("client-1:{form}"));
+    assert_ne!(raw, encoded);
+    for client_auth in
+        [latchkey_core::settings::ClientAuth::ClientSecretBasic, latchkey_core::settings::ClientAuth::ClientSecretPost]
+    {
+        let description = format!("Authorization: Basic {raw} / Basic {encoded} refused");
+        let shown = shown_error(&description, |s| s.client_auth = client_auth).await;
+        for text in &shown {
+            assert!(!text.contains(&raw) && !text.contains(&encoded), "{text}");
+        }
+        assert!(shown[0].contains("Basic [redacted] / Basic [redacted] refused"), "{}", shown[0]);
+    }
+}

@@ -4,5 +4,6 @@
 pub mod api_keys;
 pub mod connections;
 pub mod grants;
+pub mod password_checks;
 pub mod settings;
 pub mod users;

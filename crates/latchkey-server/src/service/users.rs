@@ -59,26 +59,31 @@ pub async fn create(state_store: &dyn latchkey_core::store::Store, user: &User) 
     })
 }
 
+/// What a log-in is told when no password check came free in time.
+pub const BUSY: &str = "the server is busy checking other log-ins; try again in a few seconds";
+
 /// The user whose username and password match. Unknown users cost the same time as wrong passwords.
 ///
 /// # Errors
-/// `Unauthorized` when they do not match.
+/// `Unauthorized` when they do not match; `Unavailable` ([`BUSY`]) when no password check came free in time.
 pub async fn login(state: &AppState, username: &str, password: &Secret) -> Result<User> {
     let refused = || Error::Unauthorized("the username or password is wrong".to_owned());
     let user = state.store.user_by_username(username).await?;
     let hash = user.as_ref().map(|u| u.password_hash.clone());
     let password = password.clone();
     // Both paths do one argon2 verification on a blocking thread, so the answer time does not tell whether the
-    // username exists.
-    let ok = tokio::task::spawn_blocking(move || match hash {
-        Some(hash) => password::verify_password(&password, &hash),
-        None => {
-            password::dummy_verify(&password);
-            false
-        }
-    })
-    .await
-    .map_err(|e| Error::Internal(format!("password check failed: {e}")))?;
+    // username exists; at most as many run at once as the gate lets through.
+    let ok = state
+        .password_checks
+        .run(move |memory| match hash {
+            Some(hash) => password::verify_password_in(memory, &password, &hash),
+            None => {
+                password::dummy_verify_in(memory, &password);
+                false
+            }
+        })
+        .await
+        .map_err(|_| Error::Unavailable(BUSY.to_owned()))?;
     match user {
         Some(user) if ok => Ok(user),
         _ => Err(refused()),

@@ -8,6 +8,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use latchkey_core::{Error, Secret};
 
+use super::client_address::client_ip;
 use super::csrf::{self, SameOrigin};
 use super::form::{CredentialsForm, FormError, TokenForm, WebForm};
 use super::reply;
@@ -15,6 +16,11 @@ use super::session::{self, WebUser};
 use super::views::LoginPage;
 use crate::service;
 use crate::state::SharedState;
+
+/// What the log-in page says when no password check came free in time.
+const BUSY_PAGE: &str = "The server is busy checking other log-ins. Try again in a few seconds.";
+/// The `Retry-After` of that answer.
+const BUSY_RETRY_AFTER_SECS: u64 = 5;
 
 /// The fields of the log-in form.
 const LOGIN_FIELDS: [&str; 2] = ["username", "password"];
@@ -59,7 +65,8 @@ pub async fn login_page(State(state): State<SharedState>, headers: HeaderMap) ->
 }
 
 /// `POST /login`: starts a session and goes to the list; wrong credentials show the form again with 401; too
-/// many attempts from one address or for one username answer 429 with `Retry-After`, before any password work.
+/// many attempts from one address or for one username answer 429 with `Retry-After`, before any password work;
+/// when the password checks are all busy for longer than the queue wait, 503 with `Retry-After`.
 pub async fn login(
     State(state): State<SharedState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -69,8 +76,9 @@ pub async fn login(
 ) -> Response {
     let password = Secret::new(form.password);
     let username = form.username.trim().to_owned();
-    if let Err(throttled) = state.login_limits.check(peer.ip(), &username) {
-        tracing::warn!(address = %peer.ip(), user = %username, "log-in throttled: too many attempts");
+    let client = client_ip(peer.ip(), &headers, &state.config.login.trusted_proxies);
+    if let Err(throttled) = state.login_limits.check(client, &username) {
+        tracing::warn!(address = %client, user = %username, "log-in throttled: too many attempts");
         let page = LoginPage {
             nav: None,
             username,
@@ -84,7 +92,10 @@ pub async fn login(
     let result = service::users::login(&state, &username, &password).await;
     let err = match result {
         Ok(user) => match session::replace(&state, &headers, &user).await {
-            Ok((_, cookie)) => return ([(SET_COOKIE, cookie)], Redirect::to("/connections")).into_response(),
+            Ok((_, cookie)) => {
+                state.login_limits.logged_in(client, &username);
+                return ([(SET_COOKIE, cookie)], Redirect::to("/connections")).into_response();
+            }
             Err(err) => err,
         },
         Err(err) => err,
@@ -94,6 +105,10 @@ pub async fn login(
             tracing::info!(user = %username, "log-in refused: wrong username or password");
             (StatusCode::UNAUTHORIZED, "The username or password is wrong.".to_owned())
         }
+        Error::Unavailable(_) => {
+            tracing::warn!(user = %username, "log-in turned away: every password check is busy");
+            (StatusCode::SERVICE_UNAVAILABLE, BUSY_PAGE.to_owned())
+        }
         other => reply::describe(other),
     };
     let page = LoginPage {
@@ -102,7 +117,11 @@ pub async fn login(
         error: FormError::new(&LOGIN_FIELDS, None, text),
         setup_pending: setup_pending(&state).await,
     };
-    reply::page(status, &page)
+    let mut response = reply::page(status, &page);
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        response.headers_mut().insert(RETRY_AFTER, BUSY_RETRY_AFTER_SECS.into());
+    }
+    response
 }
 
 /// `POST /logout`: ends the session and clears its cookie.

@@ -1,25 +1,45 @@
-//! Log-in throttling: every log-in attempt takes one cell from a bucket of the client's address and one from a
-//! bucket of the username tried, before any password work. A guessing run from one address, or against one
-//! account from many addresses, is slowed to a trickle, and the argon2 work it costs the server stays bounded.
+//! Log-in throttling, before any password work (docs/decisions.md, "Log-in throttling"):
+//!
+//! - every address (an IPv6 /64, which one subscriber usually holds whole) has a bucket of `burst` attempts,
+//!   refilled one every `refill`: a guessing run from one address, whatever usernames it tries, is slowed;
+//! - every username has a bucket ten times as large that refills ten times as fast: guessing one account from
+//!   many addresses is slowed too, but one address alone can never empty it;
+//! - an address that logged in as a username before (in the last 30 days) tries that username from a bucket of
+//!   its own, the size of an address's: strangers' attempts, on the username or from other addresses, never
+//!   lock the owner out of it.
 
-use std::net::IpAddr;
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv6Addr};
 use std::num::NonZeroU32;
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
-/// Attempts allowed in a burst, per address and per username.
+use super::client_address::unmap;
+
+/// Attempts allowed in a burst, per address.
 const BURST: u32 = 10;
-/// One more attempt is allowed every this long, per address and per username.
+/// One more attempt is allowed every this long, per address.
 const REFILL: Duration = Duration::from_secs(6);
+/// A username's bucket is this many times as large as an address's, and refills this many times as fast.
+const USERNAME_FACTOR: u32 = 10;
 /// Usernames longer than this share their bucket with others of the same start (the table stays small).
 const MAX_KEY_CHARS: usize = 64;
+/// How long a successful log-in makes its address known for the username.
+const KNOWN_FOR: Duration = Duration::from_secs(30 * 24 * 3600);
+/// The most address and username pairs remembered; past it the oldest is forgotten. Only successful log-ins add
+/// to it, so a stranger cannot fill it.
+const MAX_KNOWN: usize = 10_000;
 
 /// The log-in rate limiter of the web UI.
 pub struct LoginLimiter {
     by_address: DefaultKeyedRateLimiter<IpAddr>,
     by_username: DefaultKeyedRateLimiter<String>,
+    by_known_pair: DefaultKeyedRateLimiter<(IpAddr, String)>,
+    /// Address keys and usernames that logged in, with when.
+    known: Mutex<HashMap<(IpAddr, String), Instant>>,
     clock: DefaultClock,
 }
 
@@ -36,61 +56,100 @@ impl Default for LoginLimiter {
     }
 }
 
+/// The bucket an address counts in: an IPv4 address itself (IPv4-mapped IPv6 as IPv4), an IPv6 address's /64.
+#[must_use]
+pub fn address_key(ip: IpAddr) -> IpAddr {
+    match unmap(ip) {
+        IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !u128::from(u64::MAX))),
+        v4 => v4,
+    }
+}
+
+fn username_key(username: &str) -> String {
+    username.trim().to_lowercase().chars().take(MAX_KEY_CHARS).collect()
+}
+
 impl LoginLimiter {
-    /// Allows `burst` attempts at once and one more every 6 seconds, per address and per username.
+    /// Allows `burst` attempts at once and one more every 6 seconds per address.
     #[must_use]
     pub fn with_burst(burst: NonZeroU32) -> Self {
         Self::new(burst, REFILL)
     }
 
-    /// Allows `burst` attempts at once and one more every `refill`, per address and per username.
+    /// Allows `burst` attempts at once and one more every `refill` per address (and per known address and
+    /// username); ten times as many, refilled ten times as fast, per username.
     #[must_use]
     pub fn new(burst: NonZeroU32, refill: Duration) -> Self {
-        let quota = Quota::with_period(refill).unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN)).allow_burst(burst);
+        let quota = |burst: NonZeroU32, refill: Duration| {
+            Quota::with_period(refill.max(Duration::from_millis(1)))
+                .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
+                .allow_burst(burst)
+        };
+        let username_burst = burst.saturating_mul(NonZeroU32::new(USERNAME_FACTOR).unwrap_or(NonZeroU32::MIN));
         Self {
-            by_address: RateLimiter::keyed(quota),
-            by_username: RateLimiter::keyed(quota),
+            by_address: RateLimiter::keyed(quota(burst, refill)),
+            by_username: RateLimiter::keyed(quota(username_burst, refill / USERNAME_FACTOR)),
+            by_known_pair: RateLimiter::keyed(quota(burst, refill)),
+            known: Mutex::new(HashMap::new()),
             clock: DefaultClock::default(),
         }
     }
 
-    /// Takes one attempt from the address's bucket and one from the username's (compared without case and
-    /// surrounding spaces).
+    /// Takes one attempt: from the address's and the username's buckets (compared without case and surrounding
+    /// spaces), or, when this address logged in as this username before, from that pair's own bucket only.
     ///
     /// # Errors
-    /// [`Throttled`] when either bucket is empty, with the wait and a sentence for the log-in page.
+    /// [`Throttled`] when a bucket is empty, with the wait and a sentence for the log-in page.
     pub fn check(&self, address: IpAddr, username: &str) -> Result<(), Throttled> {
         let now = self.clock.now();
-        if let Err(not_until) = self.by_address.check_key(&address) {
+        let address = address_key(address);
+        let username = username_key(username);
+        let refused = |not_until: governor::NotUntil<<DefaultClock as Clock>::Instant>, whose: &str| {
             let secs = not_until.wait_time_from(now).as_secs().max(1);
-            return Err(Throttled {
+            Throttled {
                 retry_after_secs: secs,
-                message: format!(
-                    "Too many log-in attempts from your address. Wait {} and try again.",
-                    seconds_in_words(secs)
-                ),
-            });
+                message: format!("Too many log-in attempts {whose}. Wait {} and try again.", seconds_in_words(secs)),
+            }
+        };
+        let pair = (address, username);
+        if self.is_known(&pair) {
+            return self.by_known_pair.check_key(&pair).map_err(|n| refused(n, "from your address"));
         }
-        let key: String = username.trim().to_lowercase().chars().take(MAX_KEY_CHARS).collect();
-        if let Err(not_until) = self.by_username.check_key(&key) {
-            let secs = not_until.wait_time_from(now).as_secs().max(1);
-            return Err(Throttled {
-                retry_after_secs: secs,
-                message: format!(
-                    "Too many log-in attempts for this username. Wait {} and try again.",
-                    seconds_in_words(secs)
-                ),
-            });
-        }
-        Ok(())
+        self.by_address.check_key(&pair.0).map_err(|n| refused(n, "from your address"))?;
+        self.by_username.check_key(&pair.1).map_err(|n| refused(n, "for this username"))
     }
 
-    /// Forgets addresses and usernames whose buckets are full again.
+    /// Records a successful log-in: from now on this address tries this username from a bucket of its own.
+    pub fn logged_in(&self, address: IpAddr, username: &str) {
+        let pair = (address_key(address), username_key(username));
+        let mut known = self.known.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = Instant::now();
+        if known.len() >= MAX_KNOWN && !known.contains_key(&pair) {
+            known.retain(|_, at| now.duration_since(*at) < KNOWN_FOR);
+            if known.len() >= MAX_KNOWN
+                && let Some(oldest) = known.iter().min_by_key(|(_, at)| **at).map(|(k, _)| k.clone())
+            {
+                known.remove(&oldest);
+            }
+        }
+        known.insert(pair, now);
+    }
+
+    fn is_known(&self, pair: &(IpAddr, String)) -> bool {
+        let known = self.known.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        known.get(pair).is_some_and(|at| at.elapsed() < KNOWN_FOR)
+    }
+
+    /// Forgets addresses and usernames whose buckets are full again, and known pairs that expired.
     pub fn shrink(&self) {
         self.by_address.retain_recent();
         self.by_address.shrink_to_fit();
         self.by_username.retain_recent();
         self.by_username.shrink_to_fit();
+        self.by_known_pair.retain_recent();
+        self.by_known_pair.shrink_to_fit();
+        let mut known = self.known.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        known.retain(|_, at| at.elapsed() < KNOWN_FOR);
     }
 }
 
@@ -103,30 +162,72 @@ mod tests {
     use super::*;
 
     fn limiter(burst: u32) -> LoginLimiter {
-        LoginLimiter::new(NonZeroU32::new(burst).expect("non-zero"), Duration::from_secs(60))
+        LoginLimiter::new(NonZeroU32::new(burst).expect("non-zero"), Duration::from_secs(3600))
+    }
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().expect(text)
+    }
+
+    #[test]
+    fn ipv6_addresses_count_by_their_64() {
+        assert_eq!(address_key(ip("2001:db8:1:2:aaaa:bbbb:cccc:dddd")), ip("2001:db8:1:2::"));
+        assert_eq!(address_key(ip("2001:db8:1:2::1")), address_key(ip("2001:db8:1:2:ffff:ffff:ffff:ffff")));
+        assert_ne!(address_key(ip("2001:db8:1:2::1")), address_key(ip("2001:db8:1:3::1")));
+        assert_eq!(address_key(ip("192.0.2.7")), ip("192.0.2.7"));
+        assert_eq!(address_key(ip("::ffff:192.0.2.7")), ip("192.0.2.7"), "an IPv4 peer on a dual-stack listener");
+        assert_ne!(address_key(ip("192.0.2.7")), address_key(ip("192.0.2.8")));
+    }
+
+    #[test]
+    fn every_address_of_one_64_shares_one_bucket() {
+        let limits = limiter(3);
+        for n in 0..3u16 {
+            let from = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 7, n, n, n, n));
+            assert!(limits.check(from, &format!("user{n}")).is_ok());
+        }
+        let refused = limits.check(ip("2001:db8:0:7:dead:beef::1"), "user9").expect_err("same /64");
+        assert!(refused.message.contains("from your address"), "{}", refused.message);
+        assert!(limits.check(ip("2001:db8:0:8::1"), "user9").is_ok(), "the next /64 has its own bucket");
     }
 
     #[test]
     fn an_address_over_its_burst_is_throttled_whatever_the_username() {
         let limits = limiter(3);
-        let from: IpAddr = "192.0.2.7".parse().expect("ip");
+        let from = ip("192.0.2.7");
         for n in 0..3 {
             assert!(limits.check(from, &format!("user{n}")).is_ok());
         }
         let refused = limits.check(from, "user9").expect_err("over the burst");
         assert!(refused.retry_after_secs >= 1, "{refused:?}");
         assert!(refused.message.contains("from your address"), "{}", refused.message);
-        assert!(limits.check("192.0.2.8".parse().expect("ip"), "user9").is_ok(), "addresses have their own buckets");
+        assert!(limits.check(ip("192.0.2.8"), "user9").is_ok(), "addresses have their own buckets");
     }
 
     #[test]
-    fn a_username_over_its_burst_is_throttled_from_every_address() {
+    fn a_username_takes_ten_bursts_from_all_addresses_together() {
         let limits = limiter(2);
-        for (n, name) in ["alice", " ALICE "].iter().enumerate() {
-            let from = IpAddr::from([198, 51, 100, u8::try_from(n).expect("small")]);
-            assert!(limits.check(from, name).is_ok());
+        for n in 0..20u8 {
+            let from = IpAddr::from([198, 51, 100, n / 2]);
+            assert!(limits.check(from, if n % 2 == 0 { "alice" } else { " ALICE " }).is_ok(), "attempt {n}");
         }
-        let refused = limits.check("198.51.100.50".parse().expect("ip"), "Alice").expect_err("same account");
+        let refused = limits.check(ip("198.51.100.50"), "Alice").expect_err("same account");
         assert!(refused.message.contains("for this username"), "{}", refused.message);
+    }
+
+    #[test]
+    fn the_owner_of_a_username_is_never_locked_out_from_an_address_they_logged_in_from() {
+        let limits = limiter(2);
+        let home = ip("203.0.113.5");
+        limits.check(home, "alice").expect("first log-in");
+        limits.logged_in(home, "alice");
+        // Strangers empty the username's bucket from many addresses.
+        for n in 0..40u8 {
+            let _ = limits.check(IpAddr::from([198, 51, 100, n]), "alice");
+        }
+        assert!(limits.check(ip("198.51.100.200"), "alice").is_err(), "the username is throttled for strangers");
+        assert!(limits.check(home, "Alice").is_ok(), "the owner's address has its own bucket");
+        assert!(limits.check(home, "alice").is_ok());
+        assert!(limits.check(home, "alice").is_err(), "which is not endless either");
     }
 }

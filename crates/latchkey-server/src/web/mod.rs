@@ -29,6 +29,7 @@
 mod advanced;
 mod api_keys;
 mod audit;
+pub mod client_address;
 mod connections;
 pub mod csrf;
 mod device;

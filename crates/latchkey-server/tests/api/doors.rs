@@ -1,5 +1,6 @@
-//! Doors an attacker would try on the web UI: guessing passwords, forging the UI's forms from another site, and
-//! smuggling markup into the pages through a provider's answers. Each test fails if its door reopens.
+//! Doors an attacker would try on the web UI: forging the UI's forms from another site, and smuggling markup into
+//! the pages through a provider's answers (guessing passwords is in `log_in_limits.rs`). Each test fails if its
+//! door reopens.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -13,11 +14,11 @@ use crate::provider::{Canned, MockProvider};
 use crate::quirky::{self, Answer, Quirky, body, connect};
 
 /// The password `TestApp::caller` gives its users.
-const PASSWORD: &str = "correct horse battery";
+pub const PASSWORD: &str = "correct horse battery";
 
 /// A browser that keeps cookies, stops at redirects, and connects from `from` (any 127.x address reaches the
 /// server on 127.0.0.1).
-fn browser_from(from: IpAddr) -> reqwest::Client {
+pub fn browser_from(from: IpAddr) -> reqwest::Client {
     reqwest::Client::builder()
         .cookie_store(true)
         .redirect(reqwest::redirect::Policy::none())
@@ -28,63 +29,17 @@ fn browser_from(from: IpAddr) -> reqwest::Client {
         .expect("client")
 }
 
-fn loopback(last: u8) -> IpAddr {
+pub fn loopback(last: u8) -> IpAddr {
     IpAddr::from([127, 0, 0, last])
 }
 
-async fn try_login(app: &TestApp, from: IpAddr, username: &str, password: &str) -> reqwest::Response {
+pub async fn try_login(app: &TestApp, from: IpAddr, username: &str, password: &str) -> reqwest::Response {
     browser_from(from)
         .post(app.url("/login"))
         .form(&[("username", username), ("password", password)])
         .send()
         .await
         .expect("log in")
-}
-
-#[tokio::test]
-async fn password_guessing_from_one_address_is_throttled_before_any_password_work() {
-    let app = spawn_app().await;
-    app.caller("alice", None).await;
-    let from = loopback(1);
-    for n in 0..10 {
-        // Known and unknown usernames get the same answer, and both count.
-        let username = if n % 2 == 0 { "alice".to_owned() } else { format!("nobody{n}") };
-        let refused = try_login(&app, from, &username, "wrong password").await;
-        assert_eq!(refused.status(), StatusCode::UNAUTHORIZED, "attempt {n}");
-        assert!(refused.text().await.expect("page").contains("The username or password is wrong."));
-    }
-    let throttled = try_login(&app, from, "alice", PASSWORD).await;
-    assert_eq!(throttled.status(), StatusCode::TOO_MANY_REQUESTS, "even the right password waits");
-    let wait: u64 = throttled.headers()[RETRY_AFTER].to_str().expect("ascii").parse().expect("seconds");
-    assert!(wait >= 1, "Retry-After: {wait}");
-    let page = throttled.text().await.expect("page");
-    assert!(page.contains("Too many log-in attempts from your address. Wait"), "{page}");
-    assert!(page.contains("<label") && page.contains("Password"), "the form is shown again: {page}");
-    assert!(!page.contains(PASSWORD), "{page}");
-
-    // Another address, with another username, is not held back.
-    let other = try_login(&app, loopback(2), "bob", "wrong password").await;
-    assert_eq!(other.status(), StatusCode::UNAUTHORIZED);
-    app.stop().await;
-}
-
-#[tokio::test]
-async fn guessing_one_username_from_many_addresses_is_throttled_for_that_username() {
-    let app = spawn_app().await;
-    app.caller("carol", None).await;
-    app.caller("dave", None).await;
-    for n in 0..10u8 {
-        let from = loopback(10 + n % 5);
-        let refused = try_login(&app, from, if n % 2 == 0 { "carol" } else { " CAROL " }, "guess").await;
-        assert_eq!(refused.status(), StatusCode::UNAUTHORIZED, "attempt {n}");
-    }
-    let throttled = try_login(&app, loopback(30), "carol", PASSWORD).await;
-    assert_eq!(throttled.status(), StatusCode::TOO_MANY_REQUESTS);
-    assert!(throttled.headers().contains_key(RETRY_AFTER));
-    assert!(throttled.text().await.expect("page").contains("Too many log-in attempts for this username"));
-    let someone_else = try_login(&app, loopback(30), "dave", PASSWORD).await;
-    assert_eq!(someone_else.status(), StatusCode::SEE_OTHER, "dave logs in from the same address");
-    app.stop().await;
 }
 
 /// A logged-in person with the anti-forgery token of their pages.

@@ -39,6 +39,8 @@ pub struct Options {
     pub lookup: Arc<dyn latchkey_oauth::Lookup>,
     /// Metrics token, shutdown grace and webhook tick (50 ms).
     pub ops: latchkey_server::ops::OpsConfig,
+    /// Log-in throttling, trusted proxies and the bound on password checks.
+    pub login: latchkey_server::config::LoginConfig,
 }
 
 /// A name lookup from a fixed table, so that no test asks a DNS server anything; unknown names fail to resolve.
@@ -85,6 +87,7 @@ impl Default for Options {
                 webhook_tick: Duration::from_millis(50),
                 ..latchkey_server::ops::OpsConfig::default()
             },
+            login: latchkey_server::config::LoginConfig::default(),
         }
     }
 }
@@ -161,7 +164,7 @@ pub fn config_for(data: &TestData, options: &Options) -> Config {
         refresh_tuning: options.refresh_tuning,
         authorization_link_ttl: Duration::from_secs(600),
         api_rate_limit: options.api_rate_limit,
-        login_burst: std::num::NonZeroU32::new(10).expect("non-zero"),
+        login: options.login.clone(),
         device_poll_tick: Duration::from_millis(50),
         ops: options.ops.clone(),
     }

@@ -10,6 +10,7 @@ mod grants;
 mod guard;
 mod helpers;
 mod keys;
+mod log_in_limits;
 mod ops;
 mod ownership;
 mod presets;
