@@ -228,9 +228,10 @@ async fn fetch_token(base: &str, handle: &str, force: bool) -> anyhow::Result<Ex
         .ok()
         .filter(|k| !k.trim().is_empty())
         .context("LATCHKEY_API_KEY is not set: create a key with 'latchkey api-keys create <user>' and export it")?;
-    let mut url = url::Url::parse(base).with_context(|| format!("LATCHKEY_URL {base:?} is not a URL"))?;
+    let mut url = url::Url::parse(base)
+        .context("LATCHKEY_URL is not a URL: give the server's address, for example http://127.0.0.1:8080")?;
     url.path_segments_mut()
-        .map_err(|()| anyhow::anyhow!("LATCHKEY_URL {base:?} cannot carry a path"))?
+        .map_err(|()| anyhow::anyhow!("LATCHKEY_URL {} cannot carry a path", without_credentials(base)))?
         .pop_if_empty()
         .extend(["api", "v1", "connections", handle.as_str(), "token"]);
     if force {
@@ -246,7 +247,7 @@ async fn fetch_token(base: &str, handle: &str, force: bool) -> anyhow::Result<Ex
         .bearer_auth(key.trim())
         .send()
         .await
-        .with_context(|| format!("could not reach latchkey at {base}"))?;
+        .with_context(|| format!("could not reach latchkey at {}", without_credentials(base)))?;
     let status = response.status();
     let body: serde_json::Value = response.json().await.unwrap_or_default();
     if status.is_success()
@@ -260,9 +261,28 @@ async fn fetch_token(base: &str, handle: &str, force: bool) -> anyhow::Result<Ex
     Ok(ExitCode::FAILURE)
 }
 
+/// `url` without the user name and password it may carry, for messages.
+fn without_credentials(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) => {
+            let _ = parsed.set_username("");
+            let _ = parsed.set_password(None);
+            parsed.to_string()
+        }
+        Err(_) => "LATCHKEY_URL".to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use clap::CommandFactory as _;
+
+    #[test]
+    fn messages_name_the_server_without_its_credentials() {
+        let shown = super::without_credentials("http://ops:hunter2-sentinel@127.0.0.1:8080/base");
+        assert_eq!(shown, "http://127.0.0.1:8080/base");
+        assert_eq!(super::without_credentials("not a url hunter2"), "LATCHKEY_URL");
+    }
 
     use super::Cli;
 
