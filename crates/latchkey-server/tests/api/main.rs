@@ -4,6 +4,7 @@
 mod callback_props;
 mod device_lease;
 mod doors;
+mod fairness;
 mod flow;
 mod grants;
 mod guard;

@@ -314,14 +314,21 @@ impl ConnectionStore for PostgresStore {
     ) -> Result<Vec<ConnectionId>> {
         // The inner SELECT locks the rows it picks and skips those another replica's claim holds locked right
         // now; a row whose lease a committed claim took is re-checked against the committed version and fails the
-        // lease condition. So concurrent claims come back with disjoint sets, and nobody waits for anybody.
+        // lease condition. So concurrent claims come back with disjoint sets, and nobody waits for anybody. Users
+        // take turns in the pick (each one's most urgent, then each one's next, ...), so one user's backlog cannot
+        // fill a claim; window functions cannot sit beside FOR UPDATE, hence the nested pick.
         let mut ids: Vec<(String, Option<i64>)> = sqlx::query_as(
             "UPDATE connections SET lease_owner = $1, lease_until = $2 \
              WHERE id IN (SELECT id FROM connections \
              WHERE refresh_at <= $3 AND (refresh_token IS NOT NULL OR grant_type = 'client_credentials') \
              AND status IN ('connected', 'error') \
              AND (retry_after IS NULL OR retry_after <= $3) AND (lease_until IS NULL OR lease_until <= $3) \
-             ORDER BY refresh_at, id LIMIT $4 FOR UPDATE SKIP LOCKED) \
+             AND id IN (SELECT id FROM (SELECT id, refresh_at, \
+             row_number() OVER (PARTITION BY user_id ORDER BY refresh_at, id) AS turn FROM connections \
+             WHERE refresh_at <= $3 AND (refresh_token IS NOT NULL OR grant_type = 'client_credentials') \
+             AND status IN ('connected', 'error') \
+             AND (retry_after IS NULL OR retry_after <= $3) AND (lease_until IS NULL OR lease_until <= $3)) due \
+             ORDER BY turn, refresh_at, id LIMIT $4) FOR UPDATE SKIP LOCKED) \
              RETURNING id, refresh_at",
         )
         .bind(owner)
