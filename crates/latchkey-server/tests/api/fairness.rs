@@ -1,6 +1,6 @@
 //! One user's hanging endpoints do not hold up anybody else's background work: while a user's webhook receiver
 //! or provider holds every request it gets (and never answers until the test lets go), another user's webhook
-//! event, device poll and background refresh still go out.
+//! event, device poll and background refresh still go out. And a user's outbox of undelivered events is bounded.
 //!
 //! The hanging side never answers by itself, so the other user's work can only arrive because it did not queue
 //! behind it (before, it waited for the 30 s request timeout of every request ahead of it). Each test lets the
@@ -14,6 +14,9 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
+use latchkey_core::Clock;
+use latchkey_core::model::{FailureWrite, Status};
+use latchkey_core::webhook::DeliveryState;
 use latchkey_server::tokens::RefreshTuning;
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -206,5 +209,56 @@ async fn a_users_slow_providers_do_not_take_every_background_refresh_slot() {
     for provider in &hanging {
         provider.release();
     }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_users_outbox_holds_at_most_a_thousand_undelivered_events() {
+    let app = spawn_app().await;
+    let provider = MockProvider::start("client-1", "s").await;
+    let hanging = Hook::start(false).await;
+    let (alice, bob) = (app.caller("alice", None).await, app.caller("bob", None).await);
+    set_webhook(&app, &alice, &hanging.url).await;
+    app.connect(&alice, "crm", &provider, "s").await;
+    let answering = Hook::start(true).await;
+    set_webhook(&app, &bob, &answering.url).await;
+    app.connect(&bob, "crm", &provider, "s").await;
+
+    // 1000 more status changes of alice's connection, written as the refresher would write them.
+    let handle = latchkey_core::Handle::parse("crm").expect("handle");
+    let store = &app.state.store;
+    let connection = store.connection(&alice.user.id, &handle).await.expect("read").expect("exists");
+    let change = async |n: usize| {
+        let status = if n % 2 == 0 { Status::Error } else { Status::NeedsReauth };
+        let write = FailureWrite {
+            status,
+            last_error: format!("change {n}"),
+            failure_count: 0,
+            retry_after: None,
+            now: app.clock.now(),
+        };
+        store.record_failure(&connection.id, &write).await.expect("status change");
+    };
+    for n in 0..1000 {
+        change(n).await;
+    }
+    let events = store.webhook_events(&alice.user.id, 2000).await.expect("events");
+    let pending = events.iter().filter(|e| e.state == DeliveryState::Pending).count();
+    assert_eq!(pending, 1000, "the first event and 999 changes are queued");
+    assert_eq!(events[0].message.as_deref(), Some("change 998"), "the 1001st event was refused");
+
+    // Bob's events are his own: alice's full outbox does not refuse them.
+    wait_for("bob's first event", async || answering.bodies().len() == 1).await;
+    let (code, _) = app.api(&bob, Method::DELETE, "/api/v1/connections/crm", None).await;
+    assert_eq!(code, 204);
+    wait_for("bob's deletion event", async || answering.bodies().len() == 2).await;
+
+    // Once alice's outbox has room again (removing the webhook drops what is undelivered), events queue again.
+    assert_eq!(app.api(&alice, Method::DELETE, "/api/v1/webhook", None).await.0, 204);
+    set_webhook(&app, &alice, &hanging.url).await;
+    change(1000).await;
+    let events = store.webhook_events(&alice.user.id, 1).await.expect("events");
+    assert_eq!(events[0].message.as_deref(), Some("change 1000"));
+    hanging.release();
     app.stop().await;
 }
