@@ -121,6 +121,9 @@ pub trait FlowStore: Send + Sync {
     /// Opens the link once: for an unexpired, unstarted flow with this link digest, records `start` and returns
     /// the flow as updated. `None` when the link is unknown, expired or already used.
     async fn start_flow(&self, link_hash: &Digest, start: &FlowStart) -> Result<Option<AuthFlow>>;
+    /// The flow with this link digest if the link would still open (unexpired at `now`, not started), without
+    /// opening it.
+    async fn flow_by_link(&self, link_hash: &Digest, now: Timestamp) -> Result<Option<AuthFlow>>;
     /// The flow with this state digest, in whatever stage.
     async fn flow_by_state(&self, state_hash: &Digest) -> Result<Option<AuthFlow>>;
     /// Marks the flow completed; false when it already was (the callback runs at most once).

@@ -21,6 +21,7 @@ mod quirky;
 mod refresh;
 mod refresher;
 mod replicas;
+mod start_page;
 mod storage;
 mod validation;
 mod webhooks;
