@@ -69,13 +69,14 @@ impl WebhookStore for PostgresStore {
         // concurrently), and with a clock that stands still even its lease time can be the same.
         let ids: Vec<i64> = sqlx::query_scalar(
             "UPDATE webhook_outbox SET lease_owner = $1, lease_until = $2 WHERE id IN (\
-             SELECT id FROM webhook_outbox WHERE state = 'pending' AND (lease_until IS NULL OR lease_until <= $3) \
-             AND id IN (SELECT id FROM (SELECT e.id, e.next_attempt_at, \
+             SELECT id FROM webhook_outbox WHERE state = 'pending' AND next_attempt_at <= $3 \
+             AND (lease_until IS NULL OR lease_until <= $3) \
+             AND id IN (SELECT id FROM (SELECT e.id, \
              row_number() OVER (PARTITION BY e.user_id ORDER BY e.id) AS place \
              FROM webhook_outbox e WHERE e.state = 'pending' AND e.next_attempt_at <= $3 \
              AND (e.lease_until IS NULL OR e.lease_until <= $3) AND NOT EXISTS (SELECT 1 FROM webhook_outbox b \
-             WHERE b.user_id = e.user_id AND b.state = 'pending' AND b.lease_until > $3)) oldest \
-             WHERE place = 1 ORDER BY next_attempt_at, id LIMIT $4) FOR UPDATE SKIP LOCKED) RETURNING id",
+             WHERE b.user_id = e.user_id AND b.state = 'pending' AND b.lease_until > $3)) oldest WHERE place = 1) \
+             ORDER BY next_attempt_at, id LIMIT $4 FOR UPDATE SKIP LOCKED) RETURNING id",
         )
         .bind(owner)
         .bind(until.secs())
