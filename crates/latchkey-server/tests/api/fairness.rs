@@ -229,7 +229,7 @@ async fn a_users_outbox_holds_at_most_a_thousand_undelivered_events() {
     let store = &app.state.store;
     let connection = store.connection(&alice.user.id, &handle).await.expect("read").expect("exists");
     let change = async |n: usize| {
-        let status = if n % 2 == 0 { Status::Error } else { Status::NeedsReauth };
+        let status = if n.is_multiple_of(2) { Status::Error } else { Status::NeedsReauth };
         let write = FailureWrite {
             status,
             last_error: format!("change {n}"),
