@@ -163,3 +163,22 @@ async fn a_plain_http_client_still_gets_the_redirect() {
     let location = opened.headers()[LOCATION].to_str().expect("ascii");
     assert!(location.starts_with(&provider.authorization_url()), "{location}");
 }
+
+#[tokio::test]
+async fn the_page_does_not_outlive_its_link() {
+    let app = spawn_app().await;
+    let provider = MockProvider::start("client-1", "s").await;
+    let alice = app.caller("alice", None).await;
+    let link = app.create_connection(&alice, "crm", &provider, "s").await;
+    let browser = navigating_browser(Policy::none());
+    let page = browser.get(&link).send().await.expect("open link").text().await.expect("page");
+    let token = confirm_token(&page);
+
+    app.clock.advance(601);
+    let late = browser.post(&link).form(&[("confirm", token.as_str())]).send().await.expect("continue late");
+    assert_eq!(late.status(), StatusCode::BAD_REQUEST);
+    assert!(late.text().await.expect("page").contains("expired"));
+    let reopened = browser.get(&link).send().await.expect("open again");
+    assert_eq!(reopened.status(), StatusCode::BAD_REQUEST);
+    assert!(provider.authorize_calls().is_empty());
+}

@@ -1,7 +1,7 @@
 -- A bound on each user's outbox: while a user has 1000 events not yet delivered (their receiver is down or
--- hangs), further events of that user are not queued. The newest events are the ones refused, so that what is
--- queued is never rewritten behind the receiver's back and the events delivered stay in order without gaps
--- before the bound was reached; docs/webhooks.md and docs/decisions.md say why.
+-- hangs), the triggers queue no further events of that user. Refusing the newest (rather than dropping the
+-- oldest) keeps each trigger one guarded INSERT that never touches a row another replica is delivering, and what
+-- the receiver gets stays an unbroken prefix of the changes, in order; docs/decisions.md says more.
 DROP TRIGGER webhook_outbox_status_changed;
 DROP TRIGGER webhook_outbox_deleted;
 
