@@ -109,9 +109,10 @@ pub trait ConnectionStore: Send + Sync {
     /// which renews without one), are `connected` or `error`, and are not in backoff; at most `limit`, most
     /// urgent first.
     async fn connections_due(&self, now: Timestamp, limit: u32) -> Result<Vec<ConnectionId>>;
-    /// Claims up to `limit` of the connections `connections_due` would list, most urgent first, taking their
-    /// refresh lease for `owner` until `until` in the same statement, and returns their ids. Replicas claiming at
-    /// the same time get disjoint sets.
+    /// Claims up to `limit` of the connections `connections_due` would list, taking their refresh lease for
+    /// `owner` until `until` in the same statement, and returns their ids, most urgent first. Users take turns
+    /// in the pick (each user's most urgent, then each user's next, ...), so that one user's many due connections
+    /// cannot fill a claim. Replicas claiming at the same time get disjoint sets.
     async fn claim_due_refreshes(
         &self,
         owner: &str,
@@ -132,6 +133,9 @@ pub trait FlowStore: Send + Sync {
     /// Opens the link once: for an unexpired, unstarted flow with this link digest, records `start` and returns
     /// the flow as updated. `None` when the link is unknown, expired or already used.
     async fn start_flow(&self, link_hash: &Digest, start: &FlowStart) -> Result<Option<AuthFlow>>;
+    /// The flow with this link digest if the link would still open (unexpired at `now`, not started), without
+    /// opening it.
+    async fn flow_by_link(&self, link_hash: &Digest, now: Timestamp) -> Result<Option<AuthFlow>>;
     /// The flow with this state digest, in whatever stage.
     async fn flow_by_state(&self, state_hash: &Digest) -> Result<Option<AuthFlow>>;
     /// Marks the flow completed; false when it already was (the callback runs at most once).
@@ -148,7 +152,8 @@ pub trait DeviceFlowStore: Send + Sync {
     /// The device flow of a connection.
     async fn device_flow(&self, connection: &ConnectionId) -> Result<Option<DeviceFlow>>;
     /// The device flows whose next poll has come (`next_poll_at <= now`) and whose poll lease is free or expired,
-    /// earliest first, at most `limit`.
+    /// at most `limit`, chosen by turns between users (each user's earliest, then each user's second, ...) so that
+    /// one user's many flows cannot fill the list; listed earliest first.
     async fn device_flows_due(&self, now: Timestamp, limit: u32) -> Result<Vec<DeviceFlow>>;
     /// Takes the poll lease of a connection's device flow for `owner` until `until`, when the flow is due
     /// (`next_poll_at <= now`) and nobody holds an unexpired lease; false otherwise. Of several pollers (in one
@@ -232,8 +237,10 @@ pub trait WebhookStore: Send + Sync {
     async fn webhook(&self, user: &UserId) -> Result<Option<crate::webhook::Webhook>>;
     /// Removes the user's webhook and drops their undelivered events; false when there was none.
     async fn delete_webhook(&self, user: &UserId) -> Result<bool>;
-    /// Claims up to `limit` pending events whose attempt time has come and that no live lease holds, oldest
-    /// first, for `owner` until `until`; each with its user's webhook.
+    /// Claims up to `limit` pending events whose attempt time has come and that no live lease holds, for `owner`
+    /// until `until`; each with its user's webhook. At most one event per user is in flight: a user with a live
+    /// lease on an event gets none, any other user only their oldest due one, so that one user's backlog cannot
+    /// fill a claim and each user's events go out in order.
     async fn claim_webhook_events(
         &self,
         owner: &str,
@@ -248,6 +255,8 @@ pub trait WebhookStore: Send + Sync {
         owner: &str,
         outcome: &crate::webhook::AttemptOutcome,
     ) -> Result<bool>;
+    /// Gives back the lease `owner` holds on an event without recording an attempt (it was not sent).
+    async fn release_webhook_event(&self, id: i64, owner: &str) -> Result<()>;
     /// The user's most recent events, newest first.
     async fn webhook_events(&self, user: &UserId, limit: u32) -> Result<Vec<crate::webhook::WebhookEvent>>;
 }

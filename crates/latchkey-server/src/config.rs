@@ -102,6 +102,10 @@ pub struct RefreshFlags {
     #[arg(long, env = "LATCHKEY_REFRESH_CONCURRENCY_PER_HOST", default_value_t = 4, global = true)]
     pub refresh_concurrency_per_host: usize,
 
+    /// How many background refreshes of one user one replica runs at once.
+    #[arg(long, env = "LATCHKEY_REFRESH_CONCURRENCY_PER_USER", default_value_t = 4, global = true)]
+    pub refresh_concurrency_per_user: usize,
+
     /// The wait after a failed refresh, in seconds; doubled after each further failure.
     #[arg(long, env = "LATCHKEY_REFRESH_BACKOFF_BASE_SECS", default_value_t = 30, global = true)]
     pub refresh_backoff_base_secs: u64,
@@ -118,6 +122,7 @@ impl Default for RefreshFlags {
             refresh_lease_secs: tuning.lease.as_secs(),
             refresh_concurrency: tuning.concurrency,
             refresh_concurrency_per_host: tuning.concurrency_per_host,
+            refresh_concurrency_per_user: tuning.concurrency_per_user,
             refresh_backoff_base_secs: tuning.backoff_base.as_secs(),
             refresh_backoff_max_secs: tuning.backoff_max.as_secs(),
         }
@@ -133,8 +138,13 @@ impl RefreshFlags {
         if self.refresh_lease_secs == 0 {
             bail!("--refresh-lease-secs must be at least 1");
         }
-        if self.refresh_concurrency == 0 || self.refresh_concurrency_per_host == 0 {
-            bail!("--refresh-concurrency and --refresh-concurrency-per-host must be at least 1");
+        if self.refresh_concurrency == 0
+            || self.refresh_concurrency_per_host == 0
+            || self.refresh_concurrency_per_user == 0
+        {
+            bail!(
+                "--refresh-concurrency, --refresh-concurrency-per-host and --refresh-concurrency-per-user must be at least 1"
+            );
         }
         if self.refresh_backoff_base_secs == 0 {
             bail!("--refresh-backoff-base-secs must be at least 1");
@@ -146,6 +156,7 @@ impl RefreshFlags {
             lease: Duration::from_secs(self.refresh_lease_secs),
             concurrency: self.refresh_concurrency,
             concurrency_per_host: self.refresh_concurrency_per_host,
+            concurrency_per_user: self.refresh_concurrency_per_user,
             backoff_base: Duration::from_secs(self.refresh_backoff_base_secs),
             backoff_max: Duration::from_secs(self.refresh_backoff_max_secs),
             ..RefreshTuning::default()

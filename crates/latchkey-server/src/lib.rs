@@ -8,6 +8,7 @@ pub mod audit;
 pub mod bootstrap;
 pub mod cli;
 pub mod config;
+pub mod fairness;
 pub mod flows;
 pub mod keys;
 pub mod ops;

@@ -12,5 +12,7 @@ use crate::state::SharedState;
 
 /// The OAuth routes.
 pub fn routes() -> Router<SharedState> {
-    Router::new().route("/oauth2/start/{link}", get(start::start)).route("/oauth2/callback", get(callback::callback))
+    Router::new()
+        .route("/oauth2/start/{link}", get(start::start).post(start::confirm))
+        .route("/oauth2/callback", get(callback::callback))
 }

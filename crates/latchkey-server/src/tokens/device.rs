@@ -2,33 +2,51 @@
 //! asks the token endpoint at the provider's interval whether they have. The schedule lives in the database
 //! (`device_flows`), so a restart picks polling up where it was; due-ness and expiry follow the injectable clock,
 //! and only the wake-up tick is real time (`Config::device_poll_tick`, short in tests).
+//!
+//! Polls run concurrently under a [`Gate`] (at most [`PER_USER`] of one user, [`PER_HOST`] to one token host,
+//! [`CONCURRENCY`] in all); a flow whose share is taken stays due for a later tick, so a provider that hangs
+//! delays only the polls of its own user and host.
 
 use latchkey_core::model::{Connection, DeviceFlow, FailureWrite, Status, TokenWrite};
 use latchkey_core::{Error, Result};
 use latchkey_oauth::DevicePoll;
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::fairness::{Gate, Pass, host_key};
 use crate::sealing::{self, Column};
 use crate::state::SharedState;
 
-/// How many device flows one pass polls at most.
+/// How many device flows one pass lists at most.
 const BATCH: u32 = 50;
+/// Polls in flight at once, in all.
+const CONCURRENCY: usize = 16;
+/// Polls in flight at once for one user.
+const PER_USER: usize = 2;
+/// Polls in flight at once towards one token endpoint host.
+const PER_HOST: usize = 4;
 /// What `slow_down` adds to the interval (RFC 8628 §3.5).
 const SLOW_DOWN_SECS: i64 = 5;
 /// How long a poll lease lasts: longer than a whole provider request (30 s at most), so that only a replica that
 /// died mid-poll loses it.
 const POLL_LEASE_SECS: i64 = 60;
 
-/// Runs until `shutdown` is cancelled.
+/// Runs until `shutdown` is cancelled; polls under way are finished first.
 pub async fn run_device_poller(state: SharedState, shutdown: CancellationToken) {
     let tick = state.config.device_poll_tick;
     // Several replicas may run this loop over one database: each poll first takes the flow's lease.
     let owner = format!("device-{}-{}", std::process::id(), uuid::Uuid::new_v4());
+    let gate = Gate::new(CONCURRENCY, PER_USER, PER_HOST);
+    let mut running = JoinSet::new();
     tracing::debug!(tick_ms = tick.as_millis(), "device poller started");
     loop {
         tokio::select! {
             () = shutdown.cancelled() => break,
             () = tokio::time::sleep(tick) => {}
+        }
+        while running.try_join_next().is_some() {}
+        if gate.free() == 0 {
+            continue;
         }
         let due = match state.store.device_flows_due(state.clock.now(), BATCH).await {
             Ok(due) => due,
@@ -38,11 +56,9 @@ pub async fn run_device_poller(state: SharedState, shutdown: CancellationToken) 
             }
         };
         for flow in due {
-            match claim(&state, &flow, &owner).await {
-                Ok(Some(flow)) => {
-                    if let Err(err) = poll(&state, &flow).await {
-                        tracing::warn!(connection = %flow.connection_id, error = %err, "a device poll failed");
-                    }
+            match start(&state, &gate, &flow, &owner).await {
+                Ok(Some((connection, flow, pass))) => {
+                    running.spawn(poll_in_turn(state.clone(), connection, flow, pass));
                 }
                 Ok(None) => {}
                 Err(err) => {
@@ -51,7 +67,34 @@ pub async fn run_device_poller(state: SharedState, shutdown: CancellationToken) 
             }
         }
     }
+    while running.join_next().await.is_some() {}
     tracing::debug!("device poller stopped");
+}
+
+/// Takes a share of the gate for the flow's user and token host, then the flow's lease; `None` when either is
+/// taken (the flow stays due) or the connection is gone.
+async fn start(
+    state: &SharedState,
+    gate: &Gate,
+    flow: &DeviceFlow,
+    owner: &str,
+) -> Result<Option<(Connection, DeviceFlow, Pass)>> {
+    let Some(connection) = state.store.connection_by_id(&flow.connection_id).await? else {
+        state.store.delete_device_flow(&flow.connection_id).await?;
+        return Ok(None);
+    };
+    let host = connection.settings.resolved().map(|s| host_key(&s.token_url)).unwrap_or_default();
+    let Some(pass) = gate.try_enter(connection.user_id.as_str(), &host) else {
+        return Ok(None);
+    };
+    Ok(claim(state, flow, owner).await?.map(|flow| (connection, flow, pass)))
+}
+
+/// Polls one claimed flow, holding its share of the gate until done.
+async fn poll_in_turn(state: SharedState, connection: Connection, flow: DeviceFlow, _pass: Pass) {
+    if let Err(err) = poll(&state, &flow).await {
+        tracing::warn!(connection = %connection.id, error = %err, "a device poll failed");
+    }
 }
 
 /// Takes the poll lease of `flow` and reads it again (another replica may have polled and rescheduled it since

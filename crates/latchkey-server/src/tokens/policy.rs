@@ -21,6 +21,9 @@ pub struct RefreshTuning {
     pub concurrency: usize,
     /// How many of those may go to the same provider host at once.
     pub concurrency_per_host: usize,
+    /// How many of those may be one user's at once, so that a user with many slow providers cannot take every
+    /// slot.
+    pub concurrency_per_user: usize,
     /// The first wait after a failed refresh; it doubles with each further failure.
     pub backoff_base: Duration,
     /// The longest wait between attempts (a provider's `Retry-After` may ask for more).
@@ -36,6 +39,7 @@ impl Default for RefreshTuning {
             lease: Duration::from_secs(60),
             concurrency: 16,
             concurrency_per_host: 4,
+            concurrency_per_user: 4,
             backoff_base: Duration::from_secs(30),
             backoff_max: Duration::from_secs(3600),
             stop_after_failures: 5,

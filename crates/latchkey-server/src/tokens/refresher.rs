@@ -1,20 +1,20 @@
 //! The background refresher: wakes at an interval, claims the connections whose scheduled refresh time has come
 //! in batches (each claim leases its rows to this process, so replicas never take the same ones) and refreshes
-//! them through the token service, a bounded number at a time in total and per provider host, so that idle
-//! connections stay alive without a burst against any one provider.
+//! them through the token service, a bounded number at a time in total, per user and per provider host, so that
+//! idle connections stay alive without a burst against any one provider, and one user's slow providers hold at
+//! most that user's share of the slots.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use latchkey_core::Clock;
 use latchkey_core::model::ConnectionId;
 use latchkey_core::store::Store;
-use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::TokenService;
+use crate::fairness::{Gate, Pass, host_key};
 
 /// How many connections one claim takes at most. A full batch is followed by another claim at once, so a
 /// backlog drains without waiting for the next tick.
@@ -23,8 +23,7 @@ const BATCH: u32 = 100;
 /// keep a tick going forever.
 const MAX_BATCHES_PER_TICK: usize = 50;
 
-/// Runs until `shutdown` is cancelled. Refreshes already started when shutdown comes are finished first;
-/// claimed connections not yet started are released for the other replicas.
+/// Runs until `shutdown` is cancelled. Refreshes already started when shutdown comes are finished first.
 pub async fn run_refresher(
     store: Arc<dyn Store>,
     tokens: TokenService,
@@ -33,41 +32,36 @@ pub async fn run_refresher(
     shutdown: CancellationToken,
 ) {
     let tuning = tokens.policy().tuning;
-    let limits = Limits {
-        total: Arc::new(Semaphore::new(tuning.concurrency.max(1))),
-        per_host: tuning.concurrency_per_host.max(1),
-        hosts: Arc::default(),
-    };
+    let gate = Gate::new(tuning.concurrency, tuning.concurrency_per_user, tuning.concurrency_per_host);
+    let mut running = JoinSet::new();
     tracing::debug!(interval_secs = interval.as_secs(), "background refresher started");
     loop {
         tokio::select! {
             () = shutdown.cancelled() => break,
             () = tokio::time::sleep(interval) => {}
         }
+        while running.try_join_next().is_some() {}
         housekeeping(store.as_ref(), clock.now()).await;
-        drain(&store, &tokens, &limits, &shutdown).await;
+        drain(&store, &tokens, &gate, &mut running, &shutdown).await;
     }
+    while running.join_next().await.is_some() {}
     tracing::debug!("background refresher stopped");
 }
 
-/// The refresher's concurrency limits: one semaphore for the process, one per provider host.
-struct Limits {
-    total: Arc<Semaphore>,
-    per_host: usize,
-    hosts: Arc<Mutex<HashMap<String, Arc<Semaphore>>>>,
-}
-
-impl Limits {
-    fn host(&self, host: &str) -> Arc<Semaphore> {
-        let mut hosts = self.hosts.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        Arc::clone(hosts.entry(host.to_owned()).or_insert_with(|| Arc::new(Semaphore::new(self.per_host))))
-    }
-}
-
-/// Claims and refreshes batches until no due connection is left (or shutdown).
-async fn drain(store: &Arc<dyn Store>, tokens: &TokenService, limits: &Limits, shutdown: &CancellationToken) {
+/// Claims due connections and starts the refreshes whose share of the gate is free, without waiting for them;
+/// claims whose user, host or process share is taken are given back for a later tick. Claims again at once
+/// while a batch was full and all of it started, so that a backlog drains without waiting for the next tick.
+async fn drain(
+    store: &Arc<dyn Store>,
+    tokens: &TokenService,
+    gate: &Gate,
+    running: &mut JoinSet<()>,
+    shutdown: &CancellationToken,
+) {
     for _ in 0..MAX_BATCHES_PER_TICK {
-        if shutdown.is_cancelled() {
+        // A whole batch even when fewer slots are free: users take turns in the claim, so every user with due
+        // connections is in it, and those that do not fit are given back at once.
+        if shutdown.is_cancelled() || gate.free() == 0 {
             return;
         }
         let claimed = match tokens.claim_due(BATCH).await {
@@ -82,54 +76,34 @@ async fn drain(store: &Arc<dyn Store>, tokens: &TokenService, limits: &Limits, s
             return;
         }
         tracing::debug!(count = claimed.len(), "refreshing due connections");
-        let mut running = JoinSet::new();
+        let mut deferred = false;
         for id in claimed {
-            let host = match store.connection_by_id(&id).await {
-                Ok(Some(connection)) => provider_host(&connection),
+            let pass = match store.connection_by_id(&id).await {
+                Ok(Some(connection)) => gate.try_enter(connection.user_id.as_str(), &provider_host(&connection)),
                 Ok(None) => continue,
                 Err(err) => {
                     tracing::warn!(connection = %id, error = %err, "the refresher could not read a connection");
-                    let _ = tokens.release(&id).await;
-                    continue;
+                    None
                 }
             };
-            running.spawn(refresh_one(
-                tokens.clone(),
-                id,
-                limits.host(&host),
-                Arc::clone(&limits.total),
-                shutdown.clone(),
-            ));
+            match pass {
+                Some(pass) => {
+                    running.spawn(refresh_one(tokens.clone(), id, pass));
+                }
+                None => {
+                    deferred = true;
+                    let _ = tokens.release(&id).await;
+                }
+            }
         }
-        while running.join_next().await.is_some() {}
-        if !full {
+        if !full || deferred {
             return;
         }
     }
 }
 
-/// Waits for a slot for the connection's host, then for one of the process, then refreshes; unless shutdown
-/// came meanwhile, in which case the claim is given back.
-async fn refresh_one(
-    tokens: TokenService,
-    id: ConnectionId,
-    host: Arc<Semaphore>,
-    total: Arc<Semaphore>,
-    shutdown: CancellationToken,
-) {
-    let permits = async {
-        let host = host.acquire_owned().await.ok()?;
-        let total = total.acquire_owned().await.ok()?;
-        Some((host, total))
-    };
-    let permits = tokio::select! {
-        () = shutdown.cancelled() => None,
-        permits = permits => permits,
-    };
-    let Some(_permits) = permits.filter(|_| !shutdown.is_cancelled()) else {
-        let _ = tokens.release(&id).await;
-        return;
-    };
+/// Refreshes one claimed connection, holding its share of the gate until done.
+async fn refresh_one(tokens: TokenService, id: ConnectionId, _pass: Pass) {
     if let Err(err) = tokens.refresh_if_due(&id).await {
         tracing::debug!(connection = %id, error = %err, "background refresh did not succeed");
     }
@@ -137,13 +111,7 @@ async fn refresh_one(
 
 /// The host the connection's refresh request goes to (the key of its concurrency limit).
 fn provider_host(connection: &latchkey_core::model::Connection) -> String {
-    connection
-        .settings
-        .resolved()
-        .ok()
-        .and_then(|settings| url::Url::parse(settings.refresh_endpoint()).ok())
-        .and_then(|url| url.host_str().map(|host| format!("{host}:{}", url.port_or_known_default().unwrap_or(0))))
-        .unwrap_or_default()
+    connection.settings.resolved().map(|settings| host_key(settings.refresh_endpoint())).unwrap_or_default()
 }
 
 /// Removes expired authorization flows and sessions.

@@ -42,7 +42,7 @@ pub mod rows;
 pub mod services;
 pub mod session;
 mod setup;
-mod views;
+pub(crate) mod views;
 pub mod when;
 
 use axum::Router;

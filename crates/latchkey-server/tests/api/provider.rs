@@ -80,6 +80,9 @@ struct Inner {
     issue_refresh_token: bool,
     deny_authorization: bool,
     hold_refresh: bool,
+    hold_device_polls: bool,
+    /// Token requests waiting in a hold right now.
+    held: usize,
     /// Invalidate a presented refresh token as soon as the request arrives (as if the provider had rotated it
     /// and its answer were lost).
     consume_on_arrival: bool,
@@ -191,8 +194,23 @@ impl MockProvider {
         self.with(|i| i.consume_on_arrival = on);
     }
 
+    /// Makes device-code polls wait until [`MockProvider::release`], like a token endpoint that hangs.
+    #[allow(dead_code, reason = "used by the fairness tests, not by the cluster tests that share this file")]
+    pub fn hold_device_polls(&self, on: bool) {
+        self.with(|i| i.hold_device_polls = on);
+    }
+
+    /// How many token requests are waiting in a hold right now.
+    #[allow(dead_code, reason = "used by the fairness tests, not by the cluster tests that share this file")]
+    pub fn held(&self) -> usize {
+        self.with(|i| i.held)
+    }
+
     pub fn release(&self) {
-        self.with(|i| i.hold_refresh = false);
+        self.with(|i| {
+            i.hold_refresh = false;
+            i.hold_device_polls = false;
+        });
         self.released.notify_waiters();
     }
 
@@ -282,6 +300,8 @@ async fn token(
     // Client credentials renew like a refresh, so they are held and counted alike.
     let is_refresh =
         matches!(params.get("grant_type").map(String::as_str), Some("refresh_token" | "client_credentials"));
+    let is_device_poll = params.get("grant_type").is_some_and(|g| g == "urn:ietf:params:oauth:grant-type:device_code");
+    let holding = move |i: &Inner| (is_refresh && i.hold_refresh) || (is_device_poll && i.hold_device_polls);
     let (canned, hold) = provider.with(|i| {
         i.token_calls.push(call);
         if i.consume_on_arrival
@@ -289,14 +309,15 @@ async fn token(
         {
             i.valid_refresh_tokens.remove(presented);
         }
-        (i.canned.pop_front(), is_refresh && i.hold_refresh)
+        (i.canned.pop_front(), holding(i))
     });
     if is_refresh {
         provider.arrived.notify_waiters();
     }
     if hold {
         let released = provider.released.notified();
-        if provider.with(|i| i.hold_refresh) {
+        let _held = Held::new(&provider);
+        if provider.with(|i| holding(i)) {
             released.await;
         }
     }
@@ -354,6 +375,22 @@ async fn token(
             _ => oauth_error(StatusCode::BAD_REQUEST, "unsupported_grant_type", "Unsupported grant"),
         }
     })
+}
+
+/// Counts a request as held while it lives (also when the client gives up and the request is dropped).
+struct Held(MockProvider);
+
+impl Held {
+    fn new(provider: &MockProvider) -> Self {
+        provider.with(|i| i.held += 1);
+        Self(provider.clone())
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.0.with(|i| i.held -= 1);
+    }
 }
 
 fn issue(i: &mut Inner, with_refresh_token: bool) -> Response {

@@ -126,3 +126,24 @@ pub(super) async fn device_poll_lease_has_one_holder(store: &dyn Store) {
     assert!(!store.claim_device_poll(&ConnectionId("missing".into()), "i", due, due).await.expect("claim"));
     store.delete_connection(id).await.expect("delete_connection");
 }
+
+/// `device_flows_due` lets users take turns: one user's many due flows do not keep another user's out of a
+/// short list.
+pub(super) async fn device_flows_due_takes_users_in_turns(store: &dyn Store) {
+    let busy = new_user(store).await;
+    let other = new_user(store).await;
+    let mut created = Vec::new();
+    for (user, label, at) in
+        [(&busy, "turn-a", 110), (&busy, "turn-b", 120), (&busy, "turn-c", 130), (&other, "turn-d", 140)]
+    {
+        let connection = new_connection(store, &user.id, &format!("device-{label}")).await;
+        store.put_device_flow(&device_record(&connection.id, label, Timestamp(at))).await.expect("put_device_flow");
+        created.push(connection);
+    }
+    let due = store.device_flows_due(Timestamp(1000), 2).await.expect("device_flows_due");
+    let codes: Vec<_> = due.iter().map(|f| f.user_code.as_str()).collect();
+    assert_eq!(codes, ["turn-a-USER", "turn-d-USER"], "each user's earliest, listed earliest first");
+    for connection in created {
+        store.delete_connection(&connection.id).await.expect("delete_connection");
+    }
+}

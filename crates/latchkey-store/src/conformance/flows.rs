@@ -22,15 +22,23 @@ fn started(flow: &AuthFlow, start: &FlowStart) -> AuthFlow {
 }
 
 /// Opening a link records the start and returns the updated flow once; the second opening gets `None`.
+/// `flow_by_link` finds the flow only while the link would open.
 pub(super) async fn start_flow_is_single_use(store: &dyn Store) {
     let user = new_user(store).await;
     let connection = new_connection(store, &user.id, "flowing").await;
     let flow = flow_record(&connection.id, T0, T0.plus_secs(600));
     store.insert_flow(&flow).await.expect("insert_flow");
 
+    // Looking at a link does not open it; it sees only a link that would still open.
+    let peek = |at: i64| store.flow_by_link(&flow.link_hash, T0.plus_secs(at));
+    assert_eq!(peek(5).await.expect("flow_by_link"), Some(flow.clone()));
+    assert_eq!(peek(600).await.expect("flow_by_link"), None, "an expired link");
+    assert_eq!(store.flow_by_link(&digest(), T0).await.expect("flow_by_link"), None, "an unknown link");
+
     let start = start_at(T0.plus_secs(10));
     let expected = started(&flow, &start);
     assert_eq!(store.start_flow(&flow.link_hash, &start).await.expect("start_flow"), Some(expected.clone()));
+    assert_eq!(peek(11).await.expect("flow_by_link"), None, "a used link");
 
     let again = start_at(T0.plus_secs(11));
     assert_eq!(store.start_flow(&flow.link_hash, &again).await.expect("start_flow"), None, "a link opens once");

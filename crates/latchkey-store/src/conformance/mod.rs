@@ -79,6 +79,7 @@ pub async fn run_all(store: &dyn Store) {
     refresher::claim_due_refreshes_leases_what_it_returns(store).await;
     refresher::concurrent_batch_claims_are_disjoint(store).await;
     refresher::stopped_connections_are_not_claimed(store).await;
+    refresher::users_take_turns_in_a_claim(store).await;
 
     flows::start_flow_is_single_use(store).await;
     flows::start_flow_keeps_or_replaces_the_pkce_verifier(store).await;
@@ -90,6 +91,7 @@ pub async fn run_all(store: &dyn Store) {
     device_flows::device_flows_due_and_reschedule(store).await;
     device_flows::device_flows_go_with_their_connection(store).await;
     device_flows::device_poll_lease_has_one_holder(store).await;
+    device_flows::device_flows_due_takes_users_in_turns(store).await;
 
     audit::audit_records_round_trip_newest_first(store).await;
     audit::audit_records_page_by_handle(store).await;
@@ -99,6 +101,7 @@ pub async fn run_all(store: &dyn Store) {
     webhooks::status_changes_queue_events_for_users_with_a_webhook(store).await;
     webhooks::claims_lease_events_until_finished(store).await;
     webhooks::concurrent_webhook_claims_are_disjoint(store).await;
+    webhooks::claims_take_one_event_per_user(store).await;
     webhooks::readiness_and_counts(store).await;
 
     // Last: walks every row of the sealed columns.

@@ -110,3 +110,24 @@ pub(super) async fn stopped_connections_are_not_claimed(store: &dyn Store) {
     assert_eq!(store.connections_due(now, 10).await.expect("connections_due"), ids(&[&stopped]));
     store.delete_connection(&stopped.id).await.expect("delete_connection");
 }
+
+/// Users take turns in a claim: one user's backlog does not keep another user's due connection out of it.
+pub(super) async fn users_take_turns_in_a_claim(store: &dyn Store) {
+    let busy = new_user(store).await;
+    let other = new_user(store).await;
+    let mut busy_ones = Vec::new();
+    for n in 0..3 {
+        busy_ones.push(due_connection(store, &busy.id, &format!("turns-busy-{n}"), 10 + n).await);
+    }
+    let late = due_connection(store, &other.id, "turns-other", 40).await;
+    let (now, until) = (Timestamp(1000), Timestamp(1060));
+
+    let claimed = store.claim_due_refreshes("a", now, until, 2).await.expect("claim_due_refreshes");
+    assert_eq!(claimed, ids(&[&busy_ones[0], &late]), "each user's most urgent, most urgent first");
+    let rest = store.claim_due_refreshes("b", now, until, 10).await.expect("claim_due_refreshes");
+    assert_eq!(rest, ids(&[&busy_ones[1], &busy_ones[2]]));
+
+    for connection in busy_ones.iter().chain([&late]) {
+        store.delete_connection(&connection.id).await.expect("delete_connection");
+    }
+}

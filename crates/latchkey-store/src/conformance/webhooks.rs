@@ -143,13 +143,15 @@ pub(super) async fn claims_lease_events_until_finished(store: &dyn Store) {
     assert!(store.delete_webhook(&user.id).await.expect("delete_webhook"));
 }
 
-/// Two replicas claiming at once get disjoint events, together all of them.
+/// Two replicas claiming at once get disjoint events, together all of them (one per user: twenty users).
 pub(super) async fn concurrent_webhook_claims_are_disjoint(store: &dyn Store) {
-    let user = new_user(store).await;
-    store.put_webhook(&webhook_record(&user.id, "https://hooks.example/race")).await.expect("put_webhook");
+    let mut users = Vec::new();
     for n in 0..20 {
+        let user = new_user(store).await;
+        store.put_webhook(&webhook_record(&user.id, "https://hooks.example/race")).await.expect("put_webhook");
         let connection = new_connection(store, &user.id, &format!("race-{n}")).await;
         store.set_status(&connection.id, Status::Connected, None, T0).await.expect("to connected");
+        users.push(user);
     }
     let now = T0.plus_secs(10);
     let (a, b) = tokio::join!(
@@ -162,7 +164,53 @@ pub(super) async fn concurrent_webhook_claims_are_disjoint(store: &dyn Store) {
     ids.dedup();
     assert_eq!(ids.len(), claimed, "no event went to both");
     assert_eq!(claimed, 20, "between them, every event was claimed");
-    assert!(store.delete_webhook(&user.id).await.expect("delete_webhook"));
+    for user in users {
+        assert!(store.delete_webhook(&user.id).await.expect("delete_webhook"));
+    }
+}
+
+/// A claim takes at most one event per user: the oldest due one, and none while another of the user's events is
+/// leased; a lease given back without an attempt makes the event claimable again, unchanged.
+pub(super) async fn claims_take_one_event_per_user(store: &dyn Store) {
+    let (busy, other) = (new_user(store).await, new_user(store).await);
+    for (user, count) in [(&busy, 3), (&other, 1)] {
+        store.put_webhook(&webhook_record(&user.id, "https://hooks.example/turns")).await.expect("put_webhook");
+        for n in 0..count {
+            let connection = new_connection(store, &user.id, &format!("turns-{n}")).await;
+            store.set_status(&connection.id, Status::Connected, None, T0).await.expect("to connected");
+        }
+    }
+    let oldest = |events: Vec<WebhookEvent>| events.iter().map(|e| e.id).min().expect("an event");
+    let (busy_first, other_first) =
+        (oldest(events_of(store, &busy.id).await), oldest(events_of(store, &other.id).await));
+    let now = T0.plus_secs(10);
+    let claim = async |owner: &str| {
+        let claimed = store.claim_webhook_events(owner, now, now.plus_secs(60), 100).await.expect("claim");
+        let mut ids: Vec<i64> = claimed
+            .iter()
+            .filter(|c| c.event.user_id == busy.id || c.event.user_id == other.id)
+            .map(|c| c.event.id)
+            .collect();
+        ids.sort_unstable();
+        ids
+    };
+    assert_eq!(claim("a").await, [busy_first, other_first], "each user's oldest event");
+    assert!(claim("b").await.is_empty(), "nothing more of a user with an event in flight");
+
+    store.release_webhook_event(busy_first, "b").await.expect("release by another: nothing");
+    assert!(claim("b").await.is_empty());
+    store.release_webhook_event(busy_first, "a").await.expect("release");
+    assert_eq!(claim("b").await, [busy_first], "given back, the same event comes first again");
+    let event = events_of(store, &busy.id).await.into_iter().find(|e| e.id == busy_first).expect("event");
+    assert_eq!((event.state, event.attempts), (DeliveryState::Pending, 0), "no attempt recorded");
+
+    assert!(store.finish_webhook_event(busy_first, "b", &AttemptOutcome::Delivered { at: now }).await.expect("finish"));
+    let next = claim("c").await;
+    assert_eq!(next.len(), 1);
+    assert!(next[0] > busy_first, "then the user's next event");
+    for user in [&busy, &other] {
+        assert!(store.delete_webhook(&user.id).await.expect("delete_webhook"));
+    }
 }
 
 /// Readiness holds on a migrated store; the status counts move with the connections; the due count agrees with

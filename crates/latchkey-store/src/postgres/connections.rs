@@ -354,14 +354,22 @@ impl ConnectionStore for PostgresStore {
     ) -> Result<Vec<ConnectionId>> {
         // The inner SELECT locks the rows it picks and skips those another replica's claim holds locked right
         // now; a row whose lease a committed claim took is re-checked against the committed version and fails the
-        // lease condition. So concurrent claims come back with disjoint sets, and nobody waits for anybody.
+        // lease condition. So concurrent claims come back with disjoint sets, and nobody waits for anybody. Users
+        // take turns in the pick (each one's most urgent, then each one's next, ...), so one user's backlog cannot
+        // fill a claim. Window functions cannot sit beside FOR UPDATE, so the turns come from a joined sub-select
+        // and only `c` is locked; the limit stays beside SKIP LOCKED, so rows skipped make room for others.
         let mut ids: Vec<(String, Option<i64>)> = sqlx::query_as(
             "UPDATE connections SET lease_owner = $1, lease_until = $2 \
-             WHERE id IN (SELECT id FROM connections \
+             WHERE id IN (SELECT c.id FROM connections c JOIN (SELECT id, \
+             row_number() OVER (PARTITION BY user_id ORDER BY refresh_at, id) AS turn FROM connections \
              WHERE refresh_at <= $3 AND (refresh_token IS NOT NULL OR grant_type = 'client_credentials') \
              AND status IN ('connected', 'error') \
-             AND (retry_after IS NULL OR retry_after <= $3) AND (lease_until IS NULL OR lease_until <= $3) \
-             ORDER BY refresh_at, id LIMIT $4 FOR UPDATE SKIP LOCKED) \
+             AND (retry_after IS NULL OR retry_after <= $3) AND (lease_until IS NULL OR lease_until <= $3)) due \
+             ON due.id = c.id \
+             WHERE c.refresh_at <= $3 AND (c.refresh_token IS NOT NULL OR c.grant_type = 'client_credentials') \
+             AND c.status IN ('connected', 'error') \
+             AND (c.retry_after IS NULL OR c.retry_after <= $3) AND (c.lease_until IS NULL OR c.lease_until <= $3) \
+             ORDER BY due.turn, c.refresh_at, c.id LIMIT $4 FOR UPDATE OF c SKIP LOCKED) \
              RETURNING id, refresh_at",
         )
         .bind(owner)

@@ -344,13 +344,16 @@ impl ConnectionStore for SqliteStore {
         limit: u32,
     ) -> Result<Vec<ConnectionId>> {
         // One statement under SQLite's single writer: the pick and the lease cannot interleave with another claim.
+        // Users take turns (each one's most urgent, then each one's next, ...), so one user's backlog cannot fill
+        // a claim.
         let mut ids: Vec<(String, Option<i64>)> = sqlx::query_as(
             "UPDATE connections SET lease_owner = ?1, lease_until = ?2 \
-             WHERE id IN (SELECT id FROM connections \
+             WHERE id IN (SELECT id FROM (SELECT id, refresh_at, \
+             row_number() OVER (PARTITION BY user_id ORDER BY refresh_at, id) AS turn FROM connections \
              WHERE refresh_at <= ?3 AND (refresh_token IS NOT NULL OR grant_type = 'client_credentials') \
              AND status IN ('connected', 'error') \
-             AND (retry_after IS NULL OR retry_after <= ?3) AND (lease_until IS NULL OR lease_until <= ?3) \
-             ORDER BY refresh_at, id LIMIT ?4) \
+             AND (retry_after IS NULL OR retry_after <= ?3) AND (lease_until IS NULL OR lease_until <= ?3)) \
+             ORDER BY turn, refresh_at, id LIMIT ?4) \
              RETURNING id, refresh_at",
         )
         .bind(owner)

@@ -55,8 +55,13 @@ impl DeviceFlowStore for SqliteStore {
 
     async fn device_flows_due(&self, now: Timestamp, limit: u32) -> Result<Vec<DeviceFlow>> {
         let query = format!(
-            "SELECT {COLUMNS} FROM device_flows WHERE next_poll_at <= ?1 AND poll_lease_until <= ?1 \
-             ORDER BY next_poll_at, connection_id LIMIT ?2"
+            "SELECT {COLUMNS} FROM device_flows WHERE connection_id IN (SELECT due.connection_id FROM (\
+             SELECT d.connection_id, d.next_poll_at, \
+             row_number() OVER (PARTITION BY c.user_id ORDER BY d.next_poll_at, d.connection_id) AS turn \
+             FROM device_flows d JOIN connections c ON c.id = d.connection_id \
+             WHERE d.next_poll_at <= ?1 AND d.poll_lease_until <= ?1) due \
+             ORDER BY due.turn, due.next_poll_at, due.connection_id LIMIT ?2) \
+             ORDER BY next_poll_at, connection_id"
         );
         let found = sqlx::query(&query)
             .bind(now.secs())

@@ -54,6 +54,20 @@ impl FlowStore for SqliteStore {
         row.as_ref().map(rows::flow).transpose()
     }
 
+    async fn flow_by_link(&self, link_hash: &Digest, now: Timestamp) -> Result<Option<AuthFlow>> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            flow_columns!(),
+            " FROM auth_flows WHERE link_hash = ?1 AND started_at IS NULL AND expires_at > ?2"
+        ))
+        .bind(link_hash.0.as_slice())
+        .bind(now.secs())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(storage("looking up an authorization flow by link"))?;
+        row.as_ref().map(rows::flow).transpose()
+    }
+
     async fn flow_by_state(&self, state_hash: &Digest) -> Result<Option<AuthFlow>> {
         let row = sqlx::query(concat!("SELECT ", flow_columns!(), " FROM auth_flows WHERE state_hash = ?"))
             .bind(state_hash.0.as_slice())

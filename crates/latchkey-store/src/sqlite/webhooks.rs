@@ -64,26 +64,37 @@ impl WebhookStore for SqliteStore {
         until: Timestamp,
         limit: u32,
     ) -> Result<Vec<ClaimedEvent>> {
-        sqlx::query(
+        // The ids this claim took: an earlier claim of the same owner may still hold others (deliveries run
+        // concurrently), and with a clock that stands still even its lease time can be the same.
+        let ids: Vec<i64> = sqlx::query_scalar(
             "UPDATE webhook_outbox SET lease_owner = ?1, lease_until = ?2 WHERE id IN (\
-             SELECT id FROM webhook_outbox WHERE state = 'pending' AND next_attempt_at <= ?3 \
-             AND (lease_until IS NULL OR lease_until <= ?3) ORDER BY next_attempt_at, id LIMIT ?4)",
+             SELECT id FROM (SELECT e.id, e.next_attempt_at, \
+             row_number() OVER (PARTITION BY e.user_id ORDER BY e.id) AS place \
+             FROM webhook_outbox e WHERE e.state = 'pending' AND e.next_attempt_at <= ?3 \
+             AND (e.lease_until IS NULL OR e.lease_until <= ?3) AND NOT EXISTS (SELECT 1 FROM webhook_outbox b \
+             WHERE b.user_id = e.user_id AND b.state = 'pending' AND b.lease_until > ?3)) \
+             WHERE place = 1 ORDER BY next_attempt_at, id LIMIT ?4) RETURNING id",
         )
         .bind(owner)
         .bind(until.secs())
         .bind(now.secs())
         .bind(i64::from(limit))
-        .execute(&self.pool)
+        .fetch_all(&self.pool)
         .await
         .map_err(storage("claiming webhook events"))?;
         let query = format!(
             "SELECT {EVENT_COLUMNS}, {WEBHOOK_COLUMNS} FROM webhook_outbox e \
              LEFT JOIN webhooks w ON w.user_id = e.user_id \
-             WHERE e.state = 'pending' AND e.lease_owner = ?1 AND e.lease_until = ?2 ORDER BY e.id"
+             WHERE e.state = 'pending' AND e.lease_owner = ?1 AND e.id IN (SELECT value FROM json_each(?2)) \
+             ORDER BY e.id"
         );
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids = format!("[{}]", ids.iter().map(i64::to_string).collect::<Vec<_>>().join(","));
         let rows = sqlx::query(&query)
             .bind(owner)
-            .bind(until.secs())
+            .bind(ids)
             .fetch_all(&self.pool)
             .await
             .map_err(storage("reading claimed webhook events"))?;
@@ -108,6 +119,19 @@ impl WebhookStore for SqliteStore {
         .map_err(storage("recording a webhook delivery"))?
         .rows_affected();
         Ok(updated == 1)
+    }
+
+    async fn release_webhook_event(&self, id: i64, owner: &str) -> Result<()> {
+        sqlx::query(
+            "UPDATE webhook_outbox SET lease_owner = NULL, lease_until = NULL WHERE id = ?1 AND lease_owner = ?2 \
+             AND state = 'pending'",
+        )
+        .bind(id)
+        .bind(owner)
+        .execute(&self.pool)
+        .await
+        .map_err(storage("giving back a webhook event"))?;
+        Ok(())
     }
 
     async fn webhook_events(&self, user: &UserId, limit: u32) -> Result<Vec<WebhookEvent>> {
