@@ -41,12 +41,7 @@ fn no_callback_query_breaks_the_callback() {
         let start = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
         let response = start.get(&link).send().await.expect("start");
         let location = response.headers()["location"].to_str().expect("location").to_owned();
-        let state = url::Url::parse(&location)
-            .expect("provider url")
-            .query_pairs()
-            .find(|(k, _)| k == "state")
-            .map(|(_, v)| v.into_owned())
-            .expect("state");
+        let state = crate::helpers::state_in(&location);
         (app, provider, state)
     });
     let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");

@@ -220,11 +220,6 @@ async fn start(link: &str) -> (reqwest::Client, String) {
     let response = browser.get(link).send().await.expect("start");
     assert_eq!(response.status().as_u16(), 302);
     let location = response.headers()["location"].to_str().expect("location").to_owned();
-    let state = url::Url::parse(&location)
-        .expect("provider url")
-        .query_pairs()
-        .find(|(k, _)| k == "state")
-        .map(|(_, v)| v.into_owned())
-        .expect("state");
+    let state = crate::helpers::state_in(&location);
     (browser, state)
 }

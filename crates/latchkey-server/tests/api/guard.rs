@@ -142,12 +142,7 @@ async fn a_name_that_turns_to_loopback_after_the_save_is_refused_when_latchkey_c
     let start = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
     let response = start.get(link).send().await.expect("start");
     let location = response.headers()["location"].to_str().expect("location").to_owned();
-    let state = url::Url::parse(&location)
-        .expect("provider url")
-        .query_pairs()
-        .find(|(k, _)| k == "state")
-        .map(|(_, v)| v.into_owned())
-        .expect("state");
+    let state = crate::helpers::state_in(&location);
     let cookie = response.headers()["set-cookie"].to_str().expect("cookie").split(';').next().expect("pair").to_owned();
     let callback = start
         .get(app.url(&format!("/oauth2/callback?code=abc&state={state}")))

@@ -334,6 +334,16 @@ impl TestApp {
     }
 }
 
+/// The `state` parameter of a redirect to a provider's authorization endpoint.
+pub fn state_in(location: &str) -> String {
+    url::Url::parse(location)
+        .expect("provider url")
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .map(|(_, v)| v.into_owned())
+        .expect("state")
+}
+
 /// Polls `check` until it holds, for at most 60 seconds. The bound only catches a hung test: it returns as soon as
 /// the condition holds, and on a busy machine a background pass (a tick, a claim, a provider call, a few
 /// synchronous writes) can take far longer than it does when idle.
