@@ -143,7 +143,10 @@ async fn failed_refreshes_and_authorizations_are_recorded_with_their_code() {
     let found = records(&app, &alice, "/api/v1/connections/calendar/audit").await;
     let ended = found.iter().find(|r| r["action"] == "connection_authorized").expect("the failed authorization");
     assert_eq!(ended["actor"], "authorization");
-    assert_ne!(ended["outcome"], "ok", "{ended}");
+    assert_eq!(
+        ended["outcome"], "provider_error",
+        "a denied authorization is recorded as the provider's refusal: {ended}"
+    );
 }
 
 #[tokio::test]
