@@ -35,6 +35,15 @@ async fn the_database_files_hold_no_secret_in_clear() {
     let mut needles = provider.issued_tokens();
     needles.push(client_secret.clone());
     needles.push(alice.key.clone());
+    // The needles are real: the provider did issue them.
+    assert!(needles.iter().any(|n| n.starts_with("at-")));
+    assert_stored_nowhere_in_clear(&app, &needles, "alice").await;
+}
+
+/// Asserts that the database of `app` holds none of `needles` in clear (nor, on PostgreSQL, in hex), reading what
+/// the database really holds: every row of every table on PostgreSQL; the database file and its WAL on SQLite
+/// (both must exist). `present` is a value that must be found, so the check is known to read real data.
+pub async fn assert_stored_nowhere_in_clear(app: &crate::helpers::TestApp, needles: &[String], present: &str) {
     if crate::helpers::on_postgres() {
         // Every row of every table as PostgreSQL prints it (bytea as hex): no needle in clear, nor in hex.
         let pool = sqlx::PgPool::connect(&app.database_url()).await.expect("open the database directly");
@@ -50,30 +59,30 @@ async fn the_database_files_hold_no_secret_in_clear() {
             dump.extend(rows);
         }
         pool.close().await;
-        assert!(dump.contains("alice"), "the dump is real");
-        for needle in &needles {
+        assert!(dump.contains(present), "the dump is real");
+        for needle in needles {
             let hex: String = needle.bytes().map(|b| format!("{b:02x}")).collect();
             assert!(!dump.contains(needle.as_str()) && !dump.contains(&hex), "the database holds {needle} in clear");
         }
         return;
     }
-    let dir = app.dir.path().to_owned();
     let mut checked = 0;
-    for entry in std::fs::read_dir(&dir).expect("dir") {
+    let mut seen_present = false;
+    for entry in std::fs::read_dir(app.dir.path()).expect("dir") {
         let path = entry.expect("entry").path();
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
         if !name.starts_with("latchkey.db") {
             continue;
         }
         let bytes = std::fs::read(&path).expect("read");
-        for needle in &needles {
+        seen_present |= contains(&bytes, present.as_bytes());
+        for needle in needles {
             assert!(!contains(&bytes, needle.as_bytes()), "{name} holds {needle} in clear");
         }
         checked += 1;
     }
     assert!(checked >= 2, "the database and its WAL were both checked");
-    // The needles are real: the provider did issue them.
-    assert!(needles.iter().any(|n| n.starts_with("at-")));
+    assert!(seen_present, "the files read hold real data");
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {

@@ -136,8 +136,7 @@ async fn a_status_change_reaches_the_receiver_signed() {
         assert!(!body.to_string().contains(&secret), "{path}: {body}");
     }
     assert!(receiver.deliveries().iter().all(|d| !d.body.contains(&secret) && !d.signature.contains(&secret)));
-    let stored = std::fs::read(app.dir.path().join("latchkey.db")).unwrap_or_default();
-    assert!(!String::from_utf8_lossy(&stored).contains(&secret), "the secret is stored sealed");
+    crate::storage::assert_stored_nowhere_in_clear(&app, std::slice::from_ref(&secret), "alice").await;
 }
 
 #[tokio::test]
