@@ -6,7 +6,7 @@ use latchkey_core::Clock;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{Caller, TestApp, spawn_app};
+use crate::helpers::{Caller, TestApp, spawn_app, wait_for};
 use crate::provider::MockProvider;
 
 /// Every endpoint that acts on one handle, with the body it sends.
@@ -77,14 +77,23 @@ async fn one_users_key_never_reaches_another_users_connections() {
     assert_eq!(status, 404, "{answer}");
     assert_eq!(app.token(&bob, "bobs-crm").await.0, 200, "Bob's key still works");
 
-    // Alice's audit records show her own refused attempts, nothing that Bob did.
+    // Alice's audit records show her own refused attempts, nothing that Bob did. Token reads are written in
+    // batches: once Bob's last read shows in his log, every earlier read of both is written too.
+    let bobs_records = async || {
+        let (_, audit) = app.api(&bob, Method::GET, "/api/v1/connections/bobs-crm/audit", None).await;
+        audit["records"].as_array().map_or(0, |r| r.iter().filter(|r| r["action"] == "token_read").count())
+    };
+    wait_for("Bob's token reads to be written", async || bobs_records().await >= 3).await;
     let (status, audit) = app.api(&alice, Method::GET, "/api/v1/audit", None).await;
-    if status == 200 {
-        for record in audit["records"].as_array().into_iter().flatten() {
-            let foreign = record["handle"] == "bobs-crm" && record["outcome"] != "not_found";
-            assert!(!foreign && record["action"] != "connection_delete", "{record}");
-        }
+    assert_eq!(status, 200, "{audit}");
+    let records = audit["records"].as_array().expect("records");
+    for record in records {
+        let foreign = record["handle"] == "bobs-crm" && record["outcome"] != "not_found";
+        assert!(!foreign && record["action"] != "connection_delete", "{record}");
     }
+    let own_reads = records.iter().filter(|r| r["action"] == "token_read" && r["outcome"] == "ok").count();
+    assert_eq!(own_reads, 1, "Alice's one successful read, and no read of Bob's: {audit}");
+    assert!(records.iter().any(|r| r["handle"] == "bobs-crm" && r["outcome"] == "not_found"), "{audit}");
     app.stop().await;
 }
 
