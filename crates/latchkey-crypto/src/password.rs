@@ -181,4 +181,11 @@ mod tests {
         assert!(!verify_password(&Secret::new(""), DUMMY_HASH));
         dummy_verify(&Secret::new("someone"));
     }
+
+    #[test]
+    fn the_dummy_check_does_the_work_of_a_real_one() {
+        let mut memory = PasswordMemory::default();
+        dummy_verify_in(&mut memory, &Secret::new("someone"));
+        assert_eq!(memory.kib(), 19 * 1024, "argon2 ran with the memory of a real hash");
+    }
 }

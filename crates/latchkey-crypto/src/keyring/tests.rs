@@ -268,3 +268,12 @@ fn a_ring_without_a_source_does_not_reload() {
     let ring = ring();
     assert_eq!(ring.reload(), Ok(None));
 }
+
+#[test]
+fn the_ring_knows_its_own_keys_only() {
+    let (current, older) = (MasterKey::generate(), MasterKey::generate());
+    let ring = Keyring::new(current.clone(), vec![older.clone()]);
+    assert!(ring.knows(current.id()));
+    assert!(ring.knows(older.id()));
+    assert!(!ring.knows(MasterKey::generate().id()));
+}
