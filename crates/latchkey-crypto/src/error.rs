@@ -114,6 +114,20 @@ mod tests {
     }
 
     #[test]
+    fn a_refused_file_operation_hints_at_permissions() {
+        let denied = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        let err = CryptoError::io("/keys/master.key", "cannot read the key file", &denied);
+        let CryptoError::Io { path, message } = &err else { panic!("an Io error: {err:?}") };
+        assert_eq!(path, &PathBuf::from("/keys/master.key"));
+        assert!(message.starts_with("cannot read the key file ("), "{message}");
+        assert!(message.ends_with("): check the owner and permissions"), "{message}");
+
+        let missing = std::io::Error::from(std::io::ErrorKind::NotFound);
+        let err = CryptoError::io("/keys/master.key", "cannot read the key file", &missing);
+        assert!(!err.to_string().contains("permissions"), "{err}");
+    }
+
+    #[test]
     fn becomes_a_core_crypto_error() {
         let err: latchkey_core::Error = CryptoError::Tampered.into();
         assert!(matches!(err, latchkey_core::Error::Crypto(ref m) if m.contains("failed authentication")));

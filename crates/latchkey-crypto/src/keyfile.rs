@@ -358,8 +358,15 @@ fn create_private_dir(dir: &Path) -> Result<(), CryptoError> {
 /// flushed, and not every platform can open a directory.
 fn sync_dir(dir: &Path) {
     #[cfg(unix)]
-    if let Err(err) = File::open(dir).and_then(|handle| handle.sync_all()) {
-        tracing::debug!(path = %dir.display(), error = %err, "could not flush the key file's directory");
+    match File::open(dir).and_then(|handle| handle.sync_all()) {
+        Ok(()) => {
+            // Tests cannot see a flush on disk; they see this note of it instead.
+            #[cfg(test)]
+            tests::SYNCED_DIRS.with(|synced| synced.borrow_mut().push(dir.to_owned()));
+        }
+        Err(err) => {
+            tracing::debug!(path = %dir.display(), error = %err, "could not flush the key file's directory");
+        }
     }
     #[cfg(not(unix))]
     let _ = dir;

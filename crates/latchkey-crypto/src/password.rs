@@ -181,4 +181,34 @@ mod tests {
         assert!(!verify_password(&Secret::new(""), DUMMY_HASH));
         dummy_verify(&Secret::new("someone"));
     }
+
+    #[test]
+    fn a_stored_hash_may_ask_for_up_to_76_mib() {
+        let password = Secret::new("correct horse battery staple");
+        let hash_with = |m_cost: u32| {
+            let params = Params::new(m_cost, 1, 1, None).expect("params");
+            let salt = SaltString::generate(&mut OsRng);
+            Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+                .hash_password(password.expose().as_bytes(), &salt)
+                .expect("hashes")
+                .to_string()
+        };
+        let largest = hash_with(MAX_MEMORY_KIB);
+        let mut memory = PasswordMemory::default();
+        assert!(verify_password_in(&mut memory, &password, &largest), "the largest allowed");
+        assert_eq!(memory.kib(), 77_824);
+        assert_eq!(format!("{memory:?}"), "PasswordMemory(77824 KiB)");
+
+        let over = largest.replace("m=77824,", "m=77825,");
+        let mut memory = PasswordMemory::default();
+        assert!(!verify_password_in(&mut memory, &password, &over), "one KiB more");
+        assert_eq!(memory.kib(), 0, "refused before any work");
+    }
+
+    #[test]
+    fn the_dummy_check_does_the_work_of_a_real_one() {
+        let mut memory = PasswordMemory::default();
+        dummy_verify_in(&mut memory, &Secret::new("someone"));
+        assert_eq!(memory.kib(), 19 * 1024, "argon2 ran with the memory of a real hash");
+    }
 }

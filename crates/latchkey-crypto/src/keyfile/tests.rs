@@ -1,9 +1,47 @@
 //! Tests of the parent module.
 
+use std::cell::RefCell;
+use std::sync::Mutex;
+
 use latchkey_core::Sealed;
 
 use super::*;
 use crate::keyring::Aad;
+
+thread_local! {
+    /// The directories [`sync_dir`] flushed on this thread (each test runs on its own thread).
+    pub(super) static SYNCED_DIRS: RefCell<Vec<PathBuf>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The directories flushed on this thread since the last call.
+fn synced_dirs() -> Vec<PathBuf> {
+    SYNCED_DIRS.with(|synced| synced.take())
+}
+
+/// What `f` logs on this thread (debug and up, without colours), and its result.
+fn logs_of<T>(f: impl FnOnce() -> T) -> (T, String) {
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+    impl io::Write for Buffer {
+        fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+            self.0.lock().expect("log buffer").extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+    let buffer = Buffer::default();
+    let writer = buffer.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_max_level(tracing::Level::DEBUG)
+        .with_ansi(false)
+        .finish();
+    let value = tracing::subscriber::with_default(subscriber, f);
+    let text = String::from_utf8(buffer.0.lock().expect("log buffer").clone()).expect("UTF-8 logs");
+    (value, text)
+}
 
 fn aad() -> Aad {
     Aad::new("providers", "client_secret", "7")
@@ -237,4 +275,116 @@ fn reading_a_missing_key_file_does_not_create_it() {
     let err = read_key_file(&path).expect_err("missing");
     assert!(err.to_string().contains("does not exist"), "{err}");
     assert!(!path.exists());
+}
+
+#[test]
+fn a_bad_current_key_in_the_environment_is_named_as_such() {
+    let older = MasterKey::generate();
+    let err = load_keyring(&KeySource::Env(format!("oops,{}", older.to_base64().as_str()))).expect_err("bad");
+    assert!(err.to_string().starts_with("LATCHKEY_MASTER_KEY, the current key:"), "{err}");
+}
+
+#[test]
+fn appending_after_a_last_line_without_newline_starts_a_new_line() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("master.key");
+    let old = MasterKey::generate();
+    fs::write(&path, old.to_base64().as_str()).expect("write");
+
+    let new_key = MasterKey::generate();
+    append_key(&path, &new_key).expect("appends");
+    let text = fs::read_to_string(&path).expect("read");
+    assert_eq!(text.lines().count(), 2, "one key per line");
+    assert_eq!(read_key_file(&path).expect("reads").key_ids(), vec![new_key.id(), old.id()]);
+}
+
+#[test]
+fn a_key_file_that_cannot_be_opened_is_not_taken_for_a_missing_one() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let not_a_dir = dir.path().join("plain-file");
+    fs::write(&not_a_dir, "").expect("write");
+    let path = not_a_dir.join("master.key");
+
+    let err = read_key_file(&path).expect_err("refused");
+    assert!(err.to_string().contains("cannot open the key file"), "{err}");
+    let err = load_keyring(&KeySource::File(path.clone())).expect_err("refused");
+    assert!(err.to_string().contains("cannot open the key file"), "{err}");
+}
+
+#[cfg(unix)]
+#[test]
+fn a_key_file_that_cannot_be_created_says_so() {
+    // Opening `missing/` finds nothing, creating it fails with "is a directory": a failure to create that is
+    // not a race with another process.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut path = dir.path().join("master.key").into_os_string();
+    path.push("/");
+    let path = PathBuf::from(path);
+
+    let err = load_keyring(&KeySource::File(path.clone())).expect_err("refused");
+    assert!(
+        matches!(&err, CryptoError::Io { message, .. } if message.starts_with("cannot create the key file (")),
+        "{err:?}"
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn a_key_file_created_by_someone_else_meanwhile_is_read_not_overwritten() {
+    // A dangling symbolic link: opening it finds nothing, creating it finds something there. This is what
+    // another process creating the file between our look and our creation looks like; here the file is still
+    // not readable afterwards, so the second read says so.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("master.key");
+    std::os::unix::fs::symlink(dir.path().join("elsewhere").join("master.key"), &path).expect("symlink");
+
+    let err = load_keyring(&KeySource::File(path.clone())).expect_err("refused");
+    assert!(matches!(&err, CryptoError::Io { message, .. } if message == "disappeared while being read"), "{err:?}");
+    assert!(fs::symlink_metadata(&path).expect("still there").file_type().is_symlink(), "left as it was");
+}
+
+#[cfg(unix)]
+#[test]
+fn a_key_file_others_may_read_is_used_with_a_warning_and_a_private_one_quietly() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("master.key");
+    let key = MasterKey::generate();
+    fs::write(&path, key.to_base64().as_str()).expect("write");
+
+    for (mode, shared) in [(0o600, false), (0o400, false), (0o640, true), (0o604, true), (0o660, true)] {
+        fs::set_permissions(&path, fs::Permissions::from_mode(mode)).expect("chmod");
+        let (loaded, logs) = logs_of(|| read_key_file(&path));
+        assert_eq!(loaded.expect("used either way").current_id(), key.id());
+        assert_eq!(logs.contains("can be read by other users"), shared, "mode {mode:o}: {logs}");
+        if shared {
+            assert!(logs.contains(&format!("(mode {mode:o})")), "{logs}");
+        }
+        assert!(!logs.contains(key.to_base64().as_str()), "the key is never logged");
+    }
+}
+
+#[test]
+fn every_new_or_replaced_key_file_has_its_directory_flushed() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    let path = data.join("master.key");
+    synced_dirs();
+
+    let old_id = open_file(&path).keyring.current_id();
+    assert_eq!(synced_dirs(), vec![data.clone()], "a generated file");
+    let new_key = MasterKey::generate();
+    append_key(&path, &new_key).expect("appends");
+    assert_eq!(synced_dirs(), vec![data.clone()], "an appended key");
+    remove_key(&path, old_id).expect("removes");
+    assert_eq!(synced_dirs(), vec![data.clone()], "a removed key");
+    open_file(&path);
+    assert_eq!(synced_dirs(), Vec::<PathBuf>::new(), "reading writes nothing");
+}
+
+#[test]
+fn a_bare_file_name_lives_in_the_current_directory() {
+    assert_eq!(parent_dir(Path::new("master.key")), Path::new("."));
+    assert_eq!(parent_dir(Path::new("data/master.key")), Path::new("data"));
+    assert_eq!(parent_dir(Path::new("/master.key")), Path::new("/"));
 }

@@ -268,3 +268,28 @@ fn a_ring_without_a_source_does_not_reload() {
     let ring = ring();
     assert_eq!(ring.reload(), Ok(None));
 }
+
+#[test]
+fn the_ring_knows_its_own_keys_only() {
+    let (current, older) = (MasterKey::generate(), MasterKey::generate());
+    let ring = Keyring::new(current.clone(), vec![older.clone()]);
+    assert!(ring.knows(current.id()));
+    assert!(ring.knows(older.id()));
+    assert!(!ring.knows(MasterKey::generate().id()));
+}
+
+#[test]
+fn a_key_check_holding_other_text_is_the_wrong_key() {
+    // Sealed with a key of the ring and the key check's associated data, but not the key check's text.
+    let ring = ring();
+    let Sealed(other) = ring.seal(b"latchkey key check v2", &Aad(KEY_CHECK_AAD.to_vec()));
+    assert_eq!(
+        ring.verify_key_check(&other),
+        Err(CryptoError::WrongKey { have: ring.key_ids(), expected: Some(ring.current_id()) })
+    );
+}
+
+#[test]
+fn associated_data_prints_where_the_value_belongs() {
+    assert_eq!(format!("{:?}", aad()), r#"Aad("latchkey/v1/connections/refresh_token/42")"#);
+}

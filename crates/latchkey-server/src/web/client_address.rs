@@ -168,6 +168,11 @@ mod tests {
         for bad in ["10.0.0.0/33", "::/129", "proxy.internal", "10.0.0.0/x", "10.0.0"] {
             assert!(TrustedProxies::parse(bad).is_err(), "{bad}");
         }
+        for full in ["192.0.2.7/32", "::1/128", "0.0.0.0/0"] {
+            assert!(!TrustedProxies::parse(full).expect(full).is_empty(), "{full}");
+        }
+        let err = TrustedProxies::parse("10.0.0.0/8, proxy\u{7}.internal").expect_err("a name");
+        assert_eq!(err, "'proxy.internal' is not a network (10.0.0.0/8) or an address");
         assert!(TrustedProxies::parse(" , ").expect("empty").is_empty());
         assert!(TrustedProxies::default().is_empty());
     }

@@ -230,4 +230,73 @@ mod tests {
         assert!(limits.check(home, "alice").is_ok());
         assert!(limits.check(home, "alice").is_err(), "which is not endless either");
     }
+
+    #[test]
+    fn usernames_have_buckets_of_their_own() {
+        let limits = limiter(1);
+        for n in 0..10u8 {
+            assert!(limits.check(IpAddr::from([198, 51, 100, n]), "alice").is_ok(), "attempt {n}");
+        }
+        assert!(limits.check(ip("198.51.100.10"), "alice").is_err(), "alice's bucket is empty");
+        assert!(limits.check(ip("198.51.100.11"), "bob").is_ok(), "bob's is not");
+    }
+
+    #[test]
+    fn the_burst_given_is_the_burst_allowed() {
+        let limits = LoginLimiter::with_burst(NonZeroU32::new(2).expect("non-zero"));
+        let from = ip("192.0.2.7");
+        assert!(limits.check(from, "alice").is_ok());
+        assert!(limits.check(from, "alice").is_ok());
+        assert!(limits.check(from, "alice").is_err(), "the third attempt at once");
+    }
+
+    #[test]
+    fn waits_are_said_in_words() {
+        assert_eq!(seconds_in_words(1), "1 second");
+        assert_eq!(seconds_in_words(2), "2 seconds");
+        assert_eq!(seconds_in_words(3600), "3600 seconds");
+    }
+
+    fn known_len(limits: &LoginLimiter) -> usize {
+        limits.known.lock().expect("known pairs").len()
+    }
+
+    #[test]
+    fn the_known_pairs_stay_bounded_and_a_log_in_again_forgets_nobody() {
+        let limits = limiter(1);
+        let address = |n: usize| IpAddr::from(u32::try_from(n).expect("small").to_be_bytes());
+        for n in 0..MAX_KNOWN {
+            limits.logged_in(address(n), "alice");
+        }
+        assert_eq!(known_len(&limits), MAX_KNOWN);
+
+        limits.logged_in(address(7), "Alice");
+        assert_eq!(known_len(&limits), MAX_KNOWN, "a pair known already takes no room");
+
+        limits.logged_in(address(MAX_KNOWN), "alice");
+        assert_eq!(known_len(&limits), MAX_KNOWN, "one more pair: the oldest goes");
+        assert!(limits.is_known(&(address(MAX_KNOWN), "alice".to_owned())));
+    }
+
+    #[test]
+    fn shrinking_keeps_the_pairs_that_logged_in_lately() {
+        let limits = limiter(1);
+        let home = ip("203.0.113.5");
+        limits.logged_in(home, "alice");
+        limits.shrink();
+        assert_eq!(known_len(&limits), 1);
+        assert!(limits.check(home, "alice").is_ok());
+    }
+
+    #[test]
+    fn shrinking_forgets_buckets_that_are_full_again() {
+        let limits = LoginLimiter::new(NonZeroU32::MIN, Duration::from_millis(1));
+        assert!(limits.check(ip("192.0.2.7"), "alice").is_ok());
+        assert_eq!(limits.by_address.len(), 1);
+        // Far more than the 1 ms that refills the bucket; only the order of events matters here.
+        std::thread::sleep(Duration::from_millis(20));
+        limits.shrink();
+        assert_eq!(limits.by_address.len(), 0);
+        assert_eq!(limits.by_username.len(), 0);
+    }
 }
