@@ -211,12 +211,7 @@ async fn a_key_limited_to_handles_reads_tokens_and_changes_nothing() {
 /// Opens an authorization link without following the redirect; returns the browser (with its flow cookie) and
 /// the `state` sent to the provider.
 async fn start(link: &str) -> (reqwest::Client, String) {
-    let browser = reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .no_proxy()
-        .build()
-        .expect("client");
+    let browser = crate::helpers::manual_browser();
     let response = browser.get(link).send().await.expect("start");
     assert_eq!(response.status().as_u16(), 302);
     let location = response.headers()["location"].to_str().expect("location").to_owned();

@@ -221,6 +221,17 @@ pub fn browser() -> reqwest::Client {
         .expect("client")
 }
 
+/// A client that keeps cookies and does not follow redirects, to walk a flow step by step.
+pub fn manual_browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client")
+}
+
 /// A distinctive secret value, easy to search for in files and logs.
 pub fn secret(label: &str) -> String {
     format!("{label}-SECRET-{}", uuid::Uuid::new_v4().simple())

@@ -235,12 +235,7 @@ fn csrf_of(page: &str) -> String {
 async fn the_notifications_page_saves_a_webhook_and_shows_its_secret_once() {
     let app = spawn_app().await;
     let alice = app.caller("alice", None).await;
-    let browser = reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .no_proxy()
-        .build()
-        .expect("client");
+    let browser = crate::helpers::manual_browser();
     let login = browser
         .post(app.url("/login"))
         .form(&[("username", "alice"), ("password", "correct horse battery")])
